@@ -1,0 +1,38 @@
+"""qwen3-rerank: exact, fast Qwen3-Reranker scoring on vLLM, for LlamaIndex and LangChain pipelines."""
+
+from __future__ import annotations
+
+from .errors import (
+    BackendNotInstalledError,
+    EngineError,
+    ModelNotFoundError,
+    NotAQwen3RerankerError,
+    PromptTooLongError,
+    Qwen3RerankError,
+)
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, PromptBuilder, canonical_prompt
+from .relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
+from .reranker import DEFAULT_MODEL, Reranker
+from .results import RankedDocument
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotInstalledError",
+    "DEFAULT_INSTRUCTION",
+    "DEFAULT_MAX_LENGTH",
+    "DEFAULT_MODEL",
+    "EngineError",
+    "ModelNotFoundError",
+    "NO_TOKEN_ID",
+    "NotAQwen3RerankerError",
+    "PromptBuilder",
+    "PromptTooLongError",
+    "Qwen3RerankError",
+    "RankedDocument",
+    "Reranker",
+    "YES_TOKEN_ID",
+    "__version__",
+    "canonical_prompt",
+    "relevance_from_logits",
+]

@@ -1,0 +1,103 @@
+"""The transformers backend: Qwen's reference computation, and the fallback when vLLM is absent.
+
+Batches are sorted by length (less padding), left-padded, and only the last position's hidden state
+meets only the two LM-head rows for "yes" and "no", upcast to float32.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError
+from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
+from .base import ThreadedAsyncMixin
+
+__all__ = ["TransformersBackend"]
+
+_PAD_ID = 151643  # <|endoftext|>, Qwen3's pad token; masked out, so its value never matters
+
+
+class TransformersBackend(ThreadedAsyncMixin):
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 16,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM
+        except ImportError as exc:
+            raise BackendNotInstalledError(
+                "The transformers backend needs torch: pip install qwen3-rerank[torch]"
+            ) from exc
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self._torch = torch
+        self.batch_size = batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, dtype)
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"Cannot load model {model!r} with transformers: not a local model directory and not "
+                "downloadable (offline, or a wrong name?). Pass a local Qwen3-Reranker directory."
+            ) from exc
+        if getattr(self.model.config, "model_type", None) != "qwen3":
+            raise NotAQwen3RerankerError(
+                f"{model!r} is a {self.model.config.model_type!r} model, not a Qwen3 causal LM; "
+                "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
+            )
+        self.model.to(self.device).eval()
+        head = self.model.get_output_embeddings().weight
+        # Rows [yes, no] of the LM head; the other 151k rows are never multiplied.
+        self._yes_no = head[[YES_TOKEN_ID, NO_TOKEN_ID]].detach().float()
+        self.max_prompt_tokens: int | None = int(self.model.config.max_position_embeddings)
+        # One forward pass at a time: a torch module is not meant to be driven from many threads.
+        self._lock = threading.Lock()
+
+    def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        scores: list[float] = [0.0] * len(prompts)
+        with self._lock:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                for i, score in zip(chunk, self._score_batch([prompts[i] for i in chunk]), strict=True):
+                    scores[i] = score
+        return scores
+
+    def _score_batch(self, batch: list[Sequence[int]]) -> list[float]:
+        torch = self._torch
+        width = max(len(p) for p in batch)
+        ids = torch.full((len(batch), width), _PAD_ID, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, prompt in enumerate(batch):
+            ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        # Positions count real tokens only, so a left-padded prompt is computed as if unpadded.
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            hidden = self.model.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+            ).last_hidden_state[:, -1, :]
+            logits = hidden.float() @ self._yes_no.T.to(hidden.device)
+        return [relevance_from_logits(z_yes, z_no) for z_yes, z_no in logits.cpu().tolist()]
+
+    def close(self) -> None:
+        model = getattr(self, "model", None)
+        if model is None:
+            return
+        self.model = None
+        del model
+        if self._torch.cuda.is_available():
+            self._torch.cuda.empty_cache()

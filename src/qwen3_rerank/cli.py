@@ -1,0 +1,101 @@
+"""The ``qwen3-rerank`` command line. ``qwen3-rerank rank QUERY < docs.txt`` is the main job.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``; the parser's ``run``
+default is called with the parsed arguments and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import Qwen3RerankError
+
+__all__ = ["main", "add_model_arguments", "reranker_from_args"]
+
+_COMMAND_MODULES = ("cli_rank", "cli_random_model")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every scoring command shares."""
+    from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+    from .reranker import DEFAULT_MODEL
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL, help="Hub name or local directory (default: %(default)s)")
+    group.add_argument("--backend", choices=("vllm", "transformers"), default="vllm", help="default: %(default)s")
+    group.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="task instruction (default: web search)")
+    group.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="prompt token budget")
+    group.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 or float32 (default: auto)")
+    group.add_argument(
+        "--engine-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra backend option, repeatable (JSON values), e.g. --engine-option gpu_memory_utilization=0.5",
+    )
+
+
+def _engine_options(args: argparse.Namespace) -> dict[str, object]:
+    import json
+
+    options: dict[str, object] = {}
+    if args.dtype:
+        options["dtype"] = args.dtype
+    for item in args.engine_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"qwen3-rerank: error: --engine-option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False):  # -> Reranker
+    from .reranker import Reranker
+
+    return Reranker(
+        args.model,
+        backend=args.backend,
+        instruction=args.instruction,
+        max_length=args.max_length,
+        engine_options=_engine_options(args),
+        show_progress=show_progress,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="qwen3-rerank", description="Rerank documents with Qwen3-Reranker on vLLM."
+    )
+    parser.add_argument("--version", action="version", version=f"qwen3-rerank {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f".{name}", __package__).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # vLLM logs every engine detail at INFO; a command-line user wants results and errors.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (Qwen3RerankError, ValueError, TypeError, FileNotFoundError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"qwen3-rerank: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The model's score: P(yes) / (P(yes) + P(no)) at the last position, in float32.
+
+Kept in one place so that every backend that sees raw logits computes the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["YES_TOKEN_ID", "NO_TOKEN_ID", "relevance_from_logits"]
+
+YES_TOKEN_ID = 9693
+NO_TOKEN_ID = 2152
+
+
+def relevance_from_logits(z_yes: float, z_no: float) -> float:
+    """sigmoid(z_yes - z_no), which equals softmax([z_no, z_yes])[1] and never overflows."""
+    diff = float(z_yes) - float(z_no)
+    if diff >= 0:
+        return 1.0 / (1.0 + math.exp(-diff))
+    e = math.exp(diff)
+    return e / (1.0 + e)

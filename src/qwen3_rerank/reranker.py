@@ -1,0 +1,238 @@
+"""The scorer API: configure a :class:`Reranker` once, then score, rank, sync or async."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from .backends.base import ScoringBackend
+from .errors import EngineError
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, PromptBuilder
+from .results import RankedDocument, order_by_score
+from .validation import (
+    Query,
+    check_documents,
+    check_pairs,
+    check_query,
+    check_text,
+    check_threshold,
+    check_top_n,
+)
+
+__all__ = ["DEFAULT_MODEL", "Reranker"]
+
+DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+BackendName = Literal["vllm", "transformers"]
+
+
+def _open_backend(
+    backend: BackendName | ScoringBackend,
+    model: str,
+    max_length: int,
+    engine_options: Mapping[str, Any] | None,
+) -> ScoringBackend:
+    if not isinstance(backend, str):
+        if not isinstance(backend, ScoringBackend):
+            raise TypeError(f"backend must be 'vllm', 'transformers' or a ScoringBackend, got {backend!r}")
+        if engine_options:
+            raise ValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
+        return backend
+    if backend == "vllm":
+        from .backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model, max_length=max_length, engine_options=engine_options)
+    if backend == "transformers":
+        from .backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend(model, **dict(engine_options or {}))
+    raise ValueError(f"backend must be 'vllm' or 'transformers' (or a ScoringBackend object), got {backend!r}")
+
+
+class Reranker:
+    """Scores how relevant documents are to a query with a Qwen3-Reranker model.
+
+    Args:
+        model: a Hub name (``Qwen/Qwen3-Reranker-0.6B``, ``-4B``, ``-8B``) or a local directory.
+        backend: ``"vllm"`` (default, in-process), ``"transformers"`` (reference, no vLLM needed), or a
+            :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers).
+        instruction: the task instruction used when a call gives none.
+        max_length: token budget of a whole prompt; only documents are ever truncated (from their end).
+        batch_size: prompts handed to the backend per call (progress granularity and peak memory).
+        engine_options: passed to the backend: ``vllm.LLM`` options for vLLM (``tensor_parallel_size``,
+            ``gpu_memory_utilization``, ``dtype``, ``quantization``, ``max_num_seqs`` ...); ``device``,
+            ``dtype`` and ``batch_size`` for transformers.
+        tokenizer: where to load the tokenizer from, when not from ``model``.
+        show_progress: show a progress bar for calls larger than one batch.
+
+    Scores are Python floats in [0, 1]: P(yes) / (P(yes) + P(no)) for the prompt Qwen3-Reranker was
+    trained with. Use as a context manager, or call :meth:`close`, to release the engine.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        backend: BackendName | ScoringBackend = "vllm",
+        instruction: str = DEFAULT_INSTRUCTION,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = 4096,
+        engine_options: Mapping[str, Any] | None = None,
+        tokenizer: str | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        check_text(model, "model")
+        self.instruction = check_text(instruction, "instruction")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.model = model
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        # The tokenizer loads in well under a second, so a wrong model fails before an engine starts.
+        self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
+        self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
+        limit = self._backend.max_prompt_tokens
+        if limit is not None and limit < max_length:
+            self.close()
+            raise ValueError(
+                f"max_length={max_length} exceeds what the backend accepts ({limit} tokens); "
+                f"pass max_length <= {limit}."
+            )
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> ScoringBackend:
+        if self._backend is None:
+            raise EngineError("This Reranker is closed; create a new one.")
+        return self._backend
+
+    @property
+    def max_length(self) -> int:
+        return self.prompts.max_length
+
+    def _chunks(self, prompts: list[list[int]]) -> Iterator[list[list[int]]]:
+        starts = range(0, len(prompts), self.batch_size)
+        if self.show_progress and len(prompts) > self.batch_size:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(prompts), unit="doc", desc="reranking")
+            for start in starts:
+                yield prompts[start : start + self.batch_size]
+                bar.update(min(self.batch_size, len(prompts) - start))
+            bar.close()
+        else:
+            for start in starts:
+                yield prompts[start : start + self.batch_size]
+
+    def _score(self, prompts: list[list[int]]) -> list[float]:
+        backend = self.backend
+        scores: list[float] = []
+        for chunk in self._chunks(prompts):
+            scores.extend(backend.score_prompts(chunk))
+        return _checked(scores, len(prompts))
+
+    async def _ascore(self, prompts: list[list[int]]) -> list[float]:
+        backend = self.backend
+        scores: list[float] = []
+        for chunk in self._chunks(prompts):
+            scores.extend(await backend.ascore_prompts(chunk))
+        return _checked(scores, len(prompts))
+
+    def _query_prompts(self, query: Query, documents: Sequence[str], instruction: str | None) -> tuple[list[str], list[list[int]]]:
+        instruction_text, query_text = check_query(query, instruction, self.instruction)
+        docs = check_documents(documents)
+        return docs, self.prompts.build(instruction_text, query_text, docs)
+
+    def _pair_prompts(self, pairs: Sequence[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
+        default = self.instruction if instruction is None else check_text(instruction, "instruction")
+        return self.prompts.build_triples(check_pairs(pairs, default))
+
+    # -- sync API -----------------------------------------------------------------------------------
+
+    def score(self, query: Query, documents: Sequence[str], *, instruction: str | None = None) -> list[float]:
+        """One score per document, in input order. ``query`` may be ``(instruction, query)``."""
+        _, prompts = self._query_prompts(query, documents, instruction)
+        return self._score(prompts)
+
+    def score_pairs(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+        """One score per (query, document) pair, in input order; a query may be ``(instruction, query)``."""
+        return self._score(self._pair_prompts(pairs, instruction))
+
+    def compute_scores(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+        """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
+        return self.score_pairs(pairs, instruction=instruction)
+
+    def rank(
+        self,
+        query: Query,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+        *,
+        instruction: str | None = None,
+    ) -> tuple[RankedDocument, ...]:
+        """Documents best first (ties in input order), each with its input index and score.
+
+        ``threshold`` keeps documents scoring at least that much; ``top_n`` then keeps the first n.
+        """
+        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
+        docs, prompts = self._query_prompts(query, documents, instruction)
+        return order_by_score(docs, self._score(prompts), top_n=top_n, threshold=threshold)
+
+    # -- async API ----------------------------------------------------------------------------------
+
+    async def ascore(self, query: Query, documents: Sequence[str], *, instruction: str | None = None) -> list[float]:
+        """Async :meth:`score`; the engine works in another thread, never on the event loop."""
+        _, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
+        return await self._ascore(prompts)
+
+    async def ascore_pairs(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+        """Async :meth:`score_pairs`."""
+        prompts = await asyncio.to_thread(self._pair_prompts, pairs, instruction)
+        return await self._ascore(prompts)
+
+    async def acompute_scores(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+        return await self.ascore_pairs(pairs, instruction=instruction)
+
+    async def arank(
+        self,
+        query: Query,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        threshold: float | None = None,
+        *,
+        instruction: str | None = None,
+    ) -> tuple[RankedDocument, ...]:
+        """Async :meth:`rank`."""
+        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
+        docs, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
+        return order_by_score(docs, await self._ascore(prompts), top_n=top_n, threshold=threshold)
+
+    # -- lifetime -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the engine (and its GPU memory once no other reranker shares it). Idempotent."""
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._backend is None
+
+    def __enter__(self) -> Reranker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._backend is None else self._backend.name
+        return f"Reranker(model={self.model!r}, backend={state}, max_length={self.max_length})"
+
+
+def _checked(scores: list[float], expected: int) -> list[float]:
+    if len(scores) != expected:
+        raise EngineError(f"the backend returned {len(scores)} scores for {expected} prompts")
+    return scores
