@@ -9,6 +9,7 @@ __all__ = [
     "NotAQwen3RerankerError",
     "PromptTooLongError",
     "Qwen3RerankError",
+    "ServerError",
 ]
 
 
@@ -34,3 +35,14 @@ class BackendNotInstalledError(Qwen3RerankError, ImportError):
 
 class EngineError(Qwen3RerankError, RuntimeError):
     """The inference engine failed; the reranker stays usable and the message says what happened."""
+
+
+class ServerError(EngineError):
+    """A vLLM server could not score: unreachable, refused the request, or answered wrongly.
+
+    ``urls`` names the server(s) involved.
+    """
+
+    def __init__(self, message: str, urls: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.urls = urls

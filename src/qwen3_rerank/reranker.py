@@ -23,7 +23,7 @@ from .validation import (
 __all__ = ["DEFAULT_MODEL", "Reranker"]
 
 DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-BackendName = Literal["vllm", "transformers"]
+BackendName = Literal["vllm", "transformers", "server"]
 
 
 def _open_backend(
@@ -34,7 +34,7 @@ def _open_backend(
 ) -> ScoringBackend:
     if not isinstance(backend, str):
         if not isinstance(backend, ScoringBackend):
-            raise TypeError(f"backend must be 'vllm', 'transformers' or a ScoringBackend, got {backend!r}")
+            raise TypeError(f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}")
         if engine_options:
             raise ValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
         return backend
@@ -46,7 +46,13 @@ def _open_backend(
         from .backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(model, **dict(engine_options or {}))
-    raise ValueError(f"backend must be 'vllm' or 'transformers' (or a ScoringBackend object), got {backend!r}")
+    if backend == "server":
+        from .backends.server_backend import ServerBackend
+
+        return ServerBackend.from_options(model, engine_options)
+    raise ValueError(
+        f"backend must be 'vllm', 'transformers' or 'server' (or a ScoringBackend object), got {backend!r}"
+    )
 
 
 class Reranker:
