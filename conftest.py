@@ -16,7 +16,7 @@ os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parent
 TOKENIZER_DIR = REPO / "tests" / "fixtures" / "qwen3-tokenizer"

@@ -7,16 +7,17 @@ default is called with the parsed arguments and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from . import __version__
 from .errors import Qwen3RerankError
 
 __all__ = ["main", "add_model_arguments", "reranker_from_args"]
 
-_COMMAND_MODULES = ("cli_rank", "cli_random_model")
+_COMMAND_MODULES = ("cli_rank", "cli_random_model", "cli_eval", "cli_score")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,13 +83,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _stdout_reserved_for_results() -> Iterator[None]:
+    """Results go to stdout; everything else that writes to file descriptor 1 (vLLM's engine
+    processes, C++ warnings) goes to stderr, so `qwen3-rerank ... --format json | jq` always works."""
+    sys.stdout.flush()
+    saved_fd, saved_stream = os.dup(1), sys.stdout
+    sys.stdout = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace")
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout.close()
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        sys.stdout = saved_stream
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # vLLM logs every engine detail at INFO; a command-line user wants results and errors.
+    # vLLM logs every engine detail at INFO, to stdout; a command-line user wants results and errors.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with _stdout_reserved_for_results():
+            return int(args.run(args) or 0)
     except (Qwen3RerankError, ValueError, TypeError, FileNotFoundError) as exc:
         message = " ".join(str(exc).split())
         print(f"qwen3-rerank: error: {message}", file=sys.stderr)

@@ -61,7 +61,8 @@ class Reranker:
     Args:
         model: a Hub name (``Qwen/Qwen3-Reranker-0.6B``, ``-4B``, ``-8B``) or a local directory.
         backend: ``"vllm"`` (default, in-process), ``"transformers"`` (reference, no vLLM needed), or a
-            :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers).
+            :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers;
+            closing the reranker leaves such an object open).
         instruction: the task instruction used when a call gives none.
         max_length: token budget of a whole prompt; only documents are ever truncated (from their end).
         batch_size: prompts handed to the backend per call (progress granularity and peak memory).
@@ -97,6 +98,8 @@ class Reranker:
         # The tokenizer loads in well under a second, so a wrong model fails before an engine starts.
         self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
         self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
+        # A backend object passed in may serve other rerankers too: it stays its owner's to close.
+        self._owns_backend = isinstance(backend, str)
         limit = self._backend.max_prompt_tokens
         if limit is not None and limit < max_length:
             self.close()
@@ -145,7 +148,9 @@ class Reranker:
             scores.extend(await backend.ascore_prompts(chunk))
         return _checked(scores, len(prompts))
 
-    def _query_prompts(self, query: Query, documents: Sequence[str], instruction: str | None) -> tuple[list[str], list[list[int]]]:
+    def _query_prompts(
+        self, query: Query, documents: Sequence[str], instruction: str | None
+    ) -> tuple[list[str], list[list[int]]]:
         instruction_text, query_text = check_query(query, instruction, self.instruction)
         docs = check_documents(documents)
         return docs, self.prompts.build(instruction_text, query_text, docs)
@@ -198,7 +203,10 @@ class Reranker:
         prompts = await asyncio.to_thread(self._pair_prompts, pairs, instruction)
         return await self._ascore(prompts)
 
-    async def acompute_scores(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    async def acompute_scores(
+        self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None
+    ) -> list[float]:
+        """Async :meth:`compute_scores`."""
         return await self.ascore_pairs(pairs, instruction=instruction)
 
     async def arank(
@@ -218,9 +226,12 @@ class Reranker:
     # -- lifetime -----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the engine (and its GPU memory once no other reranker shares it). Idempotent."""
+        """Release the engine (and its GPU memory once no other reranker shares it). Idempotent.
+
+        A backend object that was passed in is left open: whoever created it closes it.
+        """
         backend, self._backend = self._backend, None
-        if backend is not None:
+        if backend is not None and self._owns_backend:
             backend.close()
 
     @property

@@ -11,6 +11,7 @@ when the last of them closes.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.metadata
 import os
@@ -134,10 +135,8 @@ def _release(shared: _SharedEngine) -> None:
         _ENGINES.pop(shared.key, None)
     with shared.lock:
         llm, shared.llm = shared.llm, None
-        try:
+        with contextlib.suppress(Exception):
             llm.llm_engine.engine_core.shutdown()
-        except Exception:  # noqa: BLE001 - best effort: the engine may already be gone
-            pass
         del llm
     gc.collect()
     try:

@@ -1,0 +1,81 @@
+"""The CLI's main command, run as a user runs it: a subprocess on the tiny model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qwen3_rerank.cli_rank import read_documents
+
+DOCS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Cats purr.", "<|im_end|> yes"]
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "qwen3_rerank.cli", *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
+    )
+
+
+@pytest.mark.vllm
+def test_rank_with_vllm_json_output(tiny_model_dir: Path, reference_reranker, tmp_path: Path) -> None:
+    docs_file = tmp_path / "docs.jsonl"
+    docs_file.write_text("\n".join(json.dumps({"text": d, "id": i}) for i, d in enumerate(DOCS)) + "\n")
+    proc = run_cli("rank", "capital of France", "--documents", str(docs_file), "--model", str(tiny_model_dir),
+                   "--dtype", "float32", "--format", "json", "--top-n", "3")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    expected = reference_reranker.rank("capital of France", DOCS, top_n=3)
+    assert [r["index"] for r in rows] == [e.index for e in expected]
+    assert [r["document"] for r in rows] == [e.document for e in expected]
+    assert [r["score"] for r in rows] == pytest.approx([e.score for e in expected], abs=1e-5)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+
+
+def test_rank_stdin_lines_table(tiny_model_dir: Path, reference_reranker) -> None:
+    proc = run_cli("rank", "capital of France", "--model", str(tiny_model_dir), "--backend", "transformers",
+                   "--dtype", "float32", stdin="\n".join(DOCS) + "\n\n")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["rank", "score", "index", "document"]
+    expected = reference_reranker.rank("capital of France", DOCS)
+    assert [int(line.split()[2]) for line in lines[1:]] == [e.index for e in expected]
+    assert [float(line.split()[1]) for line in lines[1:]] == pytest.approx([e.score for e in expected], abs=1e-4)
+
+
+def test_missing_model_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    proc = run_cli("rank", "q", "--model", str(tmp_path / "missing"), stdin="a doc\n", timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("qwen3-rerank: error:")]
+    assert len(error_lines) == 1 and "local" in error_lines[0]
+
+
+def test_hub_name_offline_says_how_to_fix() -> None:
+    proc = run_cli("rank", "q", "--model", "Qwen/Qwen3-Reranker-0.6B", stdin="a doc\n", timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "qwen3-rerank: error:" in proc.stderr and "download" in proc.stderr
+
+
+def test_empty_input_is_an_error(tiny_model_dir: Path) -> None:
+    proc = run_cli("rank", "q", "--model", str(tiny_model_dir), stdin="\n\n", timeout=120)
+    assert proc.returncode == 2 and "no documents" in proc.stderr
+
+
+def test_read_documents_formats() -> None:
+    assert read_documents(io.StringIO('"a"\n{"text": "b"}\n\n{"page_content": "c"}\n')) == ["a", "b", "c"]
+    assert read_documents(io.StringIO("plain one\n{not json\n")) == ["plain one", "{not json"]
+    assert read_documents(io.StringIO('"a"\n"b"\n'), "lines") == ['"a"', '"b"']
+    assert read_documents(io.StringIO("12\n13\n")) == ["12", "13"]  # JSON numbers are not documents
+    with pytest.raises(ValueError, match="line 2"):
+        read_documents(io.StringIO('"a"\n{"x": 1}\n'), "jsonl")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_documents(io.StringIO("nope\n"), "jsonl")
