@@ -1,0 +1,60 @@
+"""What each benchmark phase runs, in priority order (a phase cut short by its time limit loses its tail).
+
+Models are named by shape and resolved under ``--models-root`` (``m06``, ``m4``, ``m8``); ``--model``
+replaces them all (the CPU smoke check uses the tiny model for every run). ``est_s`` is the expected
+wall time on an H100 including the engine start, used to skip runs that cannot finish in time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODEL_DIRS = {"0.6B": "m06", "4B": "m4", "8B": "m8"}
+
+Run = dict[str, Any]
+
+_ALL = "bulk,rag,long"
+_OURS_EXTRAS = "bulk_prefix_first,build_only"
+
+
+def _run(label: str, contender: str, shape: str, est_s: int, **settings: Any) -> Run:
+    return {"label": label, "contender": contender, "shape": shape, "est_s": est_s, "workloads": _ALL, **settings}
+
+
+def _variant(label: str, est_s: int, **engine_options: Any) -> Run:
+    """Ours on 0.6B with engine options beyond the defaults: bulk and RAG only (one engine start each)."""
+    return _run(label, "ours", "0.6B", est_s, workloads="bulk,rag", reps=2, engine_options=engine_options)
+
+
+PLANS: dict[str, list[Run]] = {
+    # CPU smoke check: every contender and every code path on tiny workloads.
+    "quick": [
+        _run("ours", "ours", "0.6B", 150, extras=_OURS_EXTRAS),
+        _run("original", "original", "0.6B", 150),
+        _run("vllm_score", "vllm_score", "0.6B", 150),
+        _run("transformers", "transformers", "0.6B", 60),
+        _run("sentence_transformers", "sentence_transformers", "0.6B", 60),
+        _variant("ours+async_scheduling", 150, async_scheduling=True),
+    ],
+    # 0.6B side by side, the vLLM contenders (one engine each).
+    "a": [
+        {"label": "gemm_floor", "script": "gemm_floor", "est_s": 40},
+        _run("ours", "ours", "0.6B", 170, extras=_OURS_EXTRAS, reps=3),
+        _run("original", "original", "0.6B", 150, reps=2),
+        _run("vllm_score", "vllm_score", "0.6B", 150, reps=2),
+    ],
+    # 0.6B side by side, the transformers contenders; then what each engine option buys.
+    "b": [
+        _run("transformers", "transformers", "0.6B", 100, reps=2, rag_calls=20),
+        _run("sentence_transformers", "sentence_transformers", "0.6B", 100, reps=2, rag_calls=20),
+        _variant("ours+async_scheduling", 120, async_scheduling=True),
+        _variant("ours+batch131k", 120, max_num_batched_tokens=131072, max_num_seqs=1024),
+        _variant("ours-prefix_caching", 120, enable_prefix_caching=False),
+    ],
+    # Larger models, and the opt-in FP8 path.
+    "c": [
+        _run("ours", "ours", "4B", 200, reps=2, rag_calls=20, rag_warmup=3),
+        _run("ours", "ours", "8B", 240, reps=2, rag_calls=20, rag_warmup=3),
+        _variant("ours+fp8", 120, quantization="fp8"),
+    ],
+}

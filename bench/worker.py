@@ -1,0 +1,246 @@
+"""One contender, one process: start it, run the workloads, write JSON after every step.
+
+    python bench/worker.py ours --model DIR --out results.json [--quick] [--workloads bulk,rag,long]
+
+The JSON is rewritten after each workload, so a run cut short by a time limit still reports what it
+finished. Timings are wall-clock around the call a user makes (prompt building and tokenization
+included); every repetition and RAG call uses fresh documents so no contender measures a warm cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from contenders import CONTENDERS, Contender
+from metrics import linear_params, mfu, percentile
+from workloads import QUICK_SIZES, SIZES, Sizes, Workload, bulk, long_documents, rag_call
+
+from qwen3_rerank import PromptBuilder
+from qwen3_rerank.prompt import DEFAULT_INSTRUCTION
+
+
+class Recorder:
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {**header, "workloads": {}, "errors": {}}
+        self.flush()
+
+    def flush(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        tmp.replace(self.path)
+
+
+def _prompt_tokens(builder: PromptBuilder, pairs: list[tuple[str, str]]) -> list[int]:
+    return [len(p) for p in builder.build_triples([(DEFAULT_INSTRUCTION, q, d) for q, d in pairs])]
+
+
+def _throughput(tokens: int, pairs: int, seconds: float, params: int) -> dict[str, float]:
+    tps = tokens / seconds
+    return {"seconds": seconds, "tokens_per_s": tps, "pairs_per_s": pairs / seconds, "mfu": mfu(tps, params)}
+
+
+def _rep(rep: int, tokens: int, pairs: int, seconds: float, params: int) -> dict[str, Any]:
+    return {"rep": rep, "tokens": tokens, "pairs": pairs, **_throughput(tokens, pairs, seconds, params)}
+
+
+def run_bulk(c: Contender, builder: PromptBuilder, sizes: Sizes, reps: int, params: int) -> dict[str, Any]:
+    # Warm-up on its own documents: compiles whatever compiles lazily, fills nothing we measure later.
+    c.score_pairs(bulk("warm", sizes, queries=max(1, sizes.bulk_queries // 8)).pairs())
+    runs, scores0 = [], None
+    for rep in range(reps):
+        pairs = bulk(rep, sizes).pairs()
+        tokens = sum(_prompt_tokens(builder, pairs))
+        start = time.perf_counter()
+        scores = c.score_pairs(pairs)
+        seconds = time.perf_counter() - start
+        if len(scores) != len(pairs):
+            raise RuntimeError(f"{len(scores)} scores for {len(pairs)} pairs")
+        runs.append(_rep(rep, tokens, len(pairs), seconds, params))
+        if rep == 0:
+            scores0 = scores
+    best = statistics.median(r["tokens_per_s"] for r in runs)
+    return {
+        "runs": runs,
+        "tokens_per_s": best,
+        "pairs_per_s": statistics.median(r["pairs_per_s"] for r in runs),
+        "mfu": mfu(best, params),
+        "tokens_per_pair": runs[0]["tokens"] / runs[0]["pairs"],
+        "scores_rep0": scores0,
+    }
+
+
+def run_bulk_prefix_first(c: Any, builder: PromptBuilder, sizes: Sizes, reps: int, params: int) -> dict[str, Any]:
+    runs = []
+    for rep in range(reps):
+        pairs = bulk(f"pf{rep}", sizes).pairs()
+        tokens = sum(_prompt_tokens(builder, pairs))
+        start = time.perf_counter()
+        c.score_pairs_prefix_first(pairs)
+        seconds = time.perf_counter() - start
+        runs.append(_rep(rep, tokens, len(pairs), seconds, params))
+    best = statistics.median(r["tokens_per_s"] for r in runs)
+    return {"runs": runs, "tokens_per_s": best, "mfu": mfu(best, params)}
+
+
+def run_build_only(c: Any, sizes: Sizes) -> dict[str, Any]:
+    """How long our prompt building (tokenization included) takes for one bulk workload, no engine."""
+    pairs = bulk(0, sizes).pairs()
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        c.build_prompts(pairs)
+        times.append(time.perf_counter() - start)
+    return {"pairs": len(pairs), "seconds": statistics.median(times), "all_seconds": times}
+
+
+def run_rag(c: Contender, builder: PromptBuilder, sizes: Sizes, calls: int, warmup: int) -> dict[str, Any]:
+    for i in range(warmup):
+        query, docs = rag_call(f"warm{i}", sizes)
+        c.score_query(query, docs)
+    latencies, tokens, kept = [], [], []
+    for i in range(calls):
+        query, docs = rag_call(i, sizes)
+        start = time.perf_counter()
+        scores = c.score_query(query, docs)
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        tokens.append(sum(_prompt_tokens(builder, [(query, d) for d in docs])))
+        if i < 3:
+            kept.extend(scores)
+    return {
+        "calls": calls,
+        "docs_per_call": sizes.rag_docs,
+        "latencies_ms": latencies,
+        "p50_ms": percentile(latencies, 50),
+        "p90_ms": percentile(latencies, 90),
+        "p99_ms": percentile(latencies, 99),
+        "mean_ms": statistics.fmean(latencies),
+        "tokens_per_call": statistics.fmean(tokens),
+        "scores_first3": kept,
+    }
+
+
+def run_long(c: Contender, builder: PromptBuilder, sizes: Sizes, params: int) -> dict[str, Any]:
+    work: Workload = long_documents(sizes)
+    pairs = work.pairs()
+    c.score_pairs(long_documents(sizes, seed="long-warm").pairs()[:2])
+    lengths = _prompt_tokens(builder, pairs)
+    start = time.perf_counter()
+    scores = c.score_pairs(pairs)
+    seconds = time.perf_counter() - start
+    return {
+        "pairs": len(pairs),
+        "tokens": sum(lengths),
+        "min_prompt_tokens": min(lengths),
+        "max_prompt_tokens": max(lengths),
+        **_throughput(sum(lengths), len(pairs), seconds, params),
+        "scores": scores,
+    }
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "vllm", "sentence_transformers", "tokenizers"):
+        module = sys.modules.get(name)
+        if module is not None:
+            found[name] = getattr(module, "__version__", "?")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("contender", choices=sorted(CONTENDERS))
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--label", default=None, help="name of this run in the results (default: contender)")
+    parser.add_argument("--quick", action="store_true", help="tiny workloads (CPU smoke check)")
+    parser.add_argument("--workloads", default="bulk,rag,long")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--rag-calls", type=int, default=30)
+    parser.add_argument("--rag-warmup", type=int, default=5)
+    parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours only)")
+    parser.add_argument("--extras", default="", help="ours only: prefix_first,build_only")
+    args = parser.parse_args(argv)
+
+    sizes = QUICK_SIZES if args.quick else SIZES
+    params = linear_params(args.model)
+    options = {"engine_options": json.loads(args.engine_options)}
+    record = Recorder(
+        args.out,
+        {
+            "label": args.label or args.contender,
+            "contender": args.contender,
+            "model": args.model,
+            "linear_params": params,
+            "quick": args.quick,
+            "options": options,
+            "host": platform.node(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    builder = PromptBuilder.from_pretrained(args.model)
+    contender = CONTENDERS[args.contender](args.model, options)
+    try:
+        start = time.perf_counter()
+        contender.start()
+        record.data["start_s"] = time.perf_counter() - start
+    except Exception as exc:
+        record.data["errors"]["start"] = f"{type(exc).__name__}: {exc}"
+        record.data["traceback"] = traceback.format_exc()
+        record.data["versions"] = _versions()
+        record.flush()
+        print(f"[{args.contender}] could not start: {exc}", file=sys.stderr)
+        return 3
+    record.data["versions"] = _versions()
+    record.data["info"] = contender.info()
+    record.flush()
+
+    steps = {
+        "bulk": lambda: run_bulk(contender, builder, sizes, args.reps, params),
+        "rag": lambda: run_rag(contender, builder, sizes, args.rag_calls, args.rag_warmup),
+        "long": lambda: run_long(contender, builder, sizes, params),
+        "bulk_prefix_first": lambda: run_bulk_prefix_first(contender, builder, sizes, args.reps, params),
+        "build_only": lambda: run_build_only(contender, sizes),
+    }
+    wanted = [w for w in args.workloads.split(",") if w] + [e for e in args.extras.split(",") if e]
+    for name in wanted:
+        print(f"[{record.data['label']}] {name} ...", file=sys.stderr, flush=True)
+        try:
+            record.data["workloads"][name] = steps[name]()
+        except Exception as exc:
+            record.data["errors"][name] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            print(traceback.format_exc(), file=sys.stderr)
+            _free_cuda()
+        record.data["info"] = contender.info()
+        record.flush()
+    try:
+        contender.close()
+    except Exception as exc:
+        record.data["errors"]["close"] = f"{type(exc).__name__}: {exc}"
+    record.data["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # vLLM's engine process can outlive a clean return for a while; the driver needs the GPU back now.
+    os._exit(0)
+
+
+def _free_cuda() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
