@@ -1,0 +1,5 @@
+"""Qwen3-Reranker as a LlamaIndex node postprocessor (exact scores from qwen3-rerank)."""
+
+from llama_index.postprocessor.qwen3_rerank.base import RETRIEVAL_SCORE_KEY, Qwen3Rerank
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]

@@ -1,0 +1,202 @@
+"""A LlamaIndex node postprocessor over :class:`qwen3_rerank.Reranker`.
+
+Thin on purpose: it turns nodes into text, lets the core scorer build the prompts and score them, and
+hands back the same nodes reordered. Scores are therefore exactly what ``Reranker.rank`` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.callbacks.base import EventContext
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
+
+from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank.validation import check_threshold, check_top_n
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
+
+dispatcher = get_dispatcher(__name__)
+
+#: Metadata key that holds the retriever's score when ``keep_retrieval_score=True``.
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+
+
+class Qwen3Rerank(BaseNodePostprocessor):
+    """Reorders retrieved nodes by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
+
+    Give either a model (a Hub name or a local directory; extra keyword arguments such as ``backend``,
+    ``engine_options``, ``max_length`` or ``batch_size`` go to :class:`qwen3_rerank.Reranker`), or an
+    existing ``reranker=`` so several postprocessors share one engine. Postprocessors built from the same
+    model and options share one vLLM engine anyway.
+
+    Each node is scored on ``node.get_content(metadata_mode)`` (default ``MetadataMode.EMBED``, the text
+    the retriever saw). ``score_threshold`` keeps nodes scoring at least that much; ``top_n`` then keeps
+    the first n (``None``: all). The result is new ``NodeWithScore`` objects whose ``score`` is the
+    relevance; equal scores keep their input order; the nodes passed in are never modified.
+    """
+
+    model: str = Field(default=DEFAULT_MODEL, description="Qwen3-Reranker model (Hub name or local directory).")
+    top_n: int | None = Field(default=2, description="How many nodes to keep, best first; None keeps all.")
+    score_threshold: float | None = Field(
+        default=None, description="Drop nodes whose relevance is below this value (in [0, 1]); None keeps all."
+    )
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description=f"Keep the retriever's score in metadata[{RETRIEVAL_SCORE_KEY!r}] (hidden from LLM and embedder).",
+    )
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.EMBED, description="Which metadata goes into the text that is scored."
+    )
+    instruction: str | None = Field(
+        default=None, description="Task instruction for the model; None uses the reranker's default."
+    )
+
+    _reranker: Reranker = PrivateAttr()
+    _owns_reranker: bool = PrivateAttr(default=False)
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        reranker: Reranker | None = None,
+        top_n: int | None = 2,
+        score_threshold: float | None = None,
+        keep_retrieval_score: bool = False,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        instruction: str | None = None,
+        callback_manager: CallbackManager | None = None,
+        **reranker_options: Any,
+    ) -> None:
+        if reranker is not None:
+            if not isinstance(reranker, Reranker):
+                raise TypeError(f"reranker must be a qwen3_rerank.Reranker, got {type(reranker).__name__}")
+            if reranker_options:
+                raise ValueError(
+                    f"{sorted(reranker_options)} configure a new Reranker; they cannot apply to the reranker "
+                    "you passed. Set them when you create that Reranker, or pass model=... instead."
+                )
+            if model is not None and model != reranker.model:
+                raise ValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
+            model = reranker.model
+        # Field validation runs here, before any engine starts.
+        super().__init__(
+            model=DEFAULT_MODEL if model is None else model,
+            top_n=top_n,
+            score_threshold=score_threshold,
+            keep_retrieval_score=keep_retrieval_score,
+            metadata_mode=metadata_mode,
+            instruction=instruction,
+            callback_manager=callback_manager or CallbackManager([]),
+        )
+        self._owns_reranker = reranker is None
+        self._reranker = Reranker(self.model, **reranker_options) if reranker is None else reranker
+
+    @field_validator("top_n", mode="before")
+    @classmethod
+    def _check_top_n(cls, value: Any) -> int | None:
+        return check_top_n(value)
+
+    @field_validator("score_threshold", mode="before")
+    @classmethod
+    def _check_threshold(cls, value: Any) -> float | None:
+        return check_threshold(value)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Qwen3Rerank"
+
+    @property
+    def reranker(self) -> Reranker:
+        """The core scorer this postprocessor calls (possibly shared with others)."""
+        return self._reranker
+
+    def close(self) -> None:
+        """Release the engine if this postprocessor created its reranker; a passed-in one stays open."""
+        if self._owns_reranker:
+            self._reranker.close()
+
+    # -- one request, two transports ---------------------------------------------------------------
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query, texts = self._request(nodes, query_bundle)
+        with self._rerank_events(nodes, query_bundle) as event:
+            ranked = self._reranker.rank(query, texts, self.top_n, self.score_threshold, instruction=self.instruction)
+            return self._finish(event, nodes, ranked)
+
+    @dispatcher.span
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query, texts = self._request(nodes, query_bundle)
+        with self._rerank_events(nodes, query_bundle) as event:
+            ranked = await self._reranker.arank(
+                query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+            )
+            return self._finish(event, nodes, ranked)
+
+    def _request(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
+        if query_bundle is None:
+            raise ValueError(
+                "Qwen3Rerank needs the query to rerank against: call postprocess_nodes(nodes, query_str=...) "
+                "or pass a QueryBundle (query engines pass it for you)."
+            )
+        texts = []
+        for i, item in enumerate(nodes):
+            if not isinstance(item, NodeWithScore):
+                raise TypeError(
+                    f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}; wrap a node as "
+                    "NodeWithScore(node=node)."
+                )
+            # get_content works for every node type; NodeWithScore.text raises for Document and Node.
+            texts.append(item.node.get_content(metadata_mode=self.metadata_mode))
+        return query_bundle.query_str, texts
+
+    @contextmanager
+    def _rerank_events(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> Iterator[EventContext]:
+        # ReRankStartEvent.top_n is an int: "keep all" is reported as the number of nodes.
+        top_n = len(nodes) if self.top_n is None else self.top_n
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model))
+        payload = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query_bundle.query_str if query_bundle else None,
+            EventPayload.TOP_K: top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+            yield event
+
+    def _finish(
+        self, event: EventContext, nodes: Sequence[NodeWithScore], ranked: Sequence[RankedDocument]
+    ) -> list[NodeWithScore]:
+        reranked = [NodeWithScore(node=self._output_node(nodes[r.index]), score=r.score) for r in ranked]
+        event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    def _output_node(self, item: NodeWithScore) -> BaseNode:
+        if not self.keep_retrieval_score:
+            return item.node
+        node = item.node
+        # A copy with its own metadata and key lists: the caller's node stays as it was, and the score is
+        # listed as excluded so it never reaches the text an LLM or an embedding model sees.
+        return node.model_copy(
+            update={
+                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: item.score},
+                "excluded_embed_metadata_keys": _with_key(node.excluded_embed_metadata_keys, RETRIEVAL_SCORE_KEY),
+                "excluded_llm_metadata_keys": _with_key(node.excluded_llm_metadata_keys, RETRIEVAL_SCORE_KEY),
+            }
+        )
+
+
+def _with_key(keys: list[str], key: str) -> list[str]:
+    return list(keys) if key in keys else [*keys, key]
