@@ -313,12 +313,14 @@ class ServerBackend:
             RetryError,
             retry_if_exception_type,
             stop_after_attempt,
-            wait_exponential_jitter,
+            wait_exponential,
+            wait_random,
         )
 
         tried: set[str] = set()
         errors: list[_Retryable] = []
-        exponential = wait_exponential_jitter(initial=self.backoff, max=self.max_backoff)
+        # Jitter keeps many clients that failed together from retrying in lockstep.
+        exponential = wait_exponential(multiplier=self.backoff, max=self.max_backoff) + wait_random(0, self.backoff)
 
         def wait(state: Any) -> float:
             after = errors[-1].retry_after if errors else None
