@@ -164,14 +164,22 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.deadline_s
     only = {x for x in args.only.split(",") if x}
     runs = [r for r in PLANS[args.plan] if not only or r["label"] in only or f"{r['label']}@{r.get('shape')}" in only]
+    # Runs an earlier phase had no time for go first, so that the side-by-side set completes.
+    pending_path = Path(args.out_dir) / "pending.json"
+    if pending_path.exists() and not only:
+        runs = json.loads(pending_path.read_text()) + runs
+        pending_path.unlink()
+    pending: list[Run] = []
     merged: dict[str, Any] = {"plan": args.plan, "quick": args.quick, "runs": []}
     log_path = Path(args.log or Path(args.out_dir) / f"{args.plan}.log")
     with open(log_path, "a") as log:
         for run in runs:
             remaining = deadline - time.monotonic() - 3.0
             if run["est_s"] > remaining and not args.quick:
-                why = f"needs ~{run['est_s']} s, {remaining:.0f} s left"
+                why = f"needs ~{run['est_s']} s, {remaining:.0f} s left: moved to the next phase"
                 result = {"label": run["label"], "shape": run.get("shape"), "skipped": why}
+                pending.append(run)
+                pending_path.write_text(json.dumps(pending))
             else:
                 result = _run_one(run, args, remaining, log)
             merged["runs"].append(result)

@@ -14,7 +14,7 @@ MODEL_DIRS = {"0.6B": "m06", "4B": "m4", "8B": "m8"}
 Run = dict[str, Any]
 
 _ALL = "bulk,rag,long"
-_OURS_EXTRAS = "bulk_prefix_first,build_only"
+_OURS_EXTRAS = "bulk_prefix_first,build_only,rag_breakdown"
 
 
 def _run(label: str, contender: str, shape: str, est_s: int, **settings: Any) -> Run:

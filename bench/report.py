@@ -75,7 +75,8 @@ def contender_table(runs: list[dict[str, Any]], shape: str, labels: list[str]) -
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label in labels:
-        run = next((r for r in runs if r.get("label") == label and r.get("shape") == shape), None)
+        matching = [r for r in runs if r.get("label") == label and r.get("shape") == shape]
+        run = next((r for r in matching if "skipped" not in r), matching[0] if matching else None)
         if run is None:
             lines.append(f"| {label} | not run | | | | | | | | |")
             continue
@@ -109,7 +110,7 @@ def variants_table(runs: list[dict[str, Any]], shape: str) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        if run.get("shape") != shape or run.get("contender") != "ours":
+        if run.get("shape") != shape or run.get("contender") != "ours" or "skipped" in run:
             continue
         extra = (run.get("options") or {}).get("engine_options") or {}
         bulk, rag = _get(run, "bulk", "tokens_per_s"), _get(run, "rag", "p50_ms")

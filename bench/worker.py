@@ -105,6 +105,27 @@ def run_build_only(c: Any, sizes: Sizes) -> dict[str, Any]:
     return {"pairs": len(pairs), "seconds": statistics.median(times), "all_seconds": times}
 
 
+def run_rag_breakdown(c: Any, sizes: Sizes, calls: int = 10) -> dict[str, Any]:
+    """Ours only: a RAG call split into prompt building (tokenization) and the engine call."""
+    build_ms, engine_ms = [], []
+    for i in range(calls):
+        query, docs = rag_call(f"split{i}", sizes)
+        start = time.perf_counter()
+        prompts = c.reranker.prompts.build(DEFAULT_INSTRUCTION, query, docs)
+        mid = time.perf_counter()
+        c.reranker.backend.score_prompts(prompts)
+        end = time.perf_counter()
+        build_ms.append((mid - start) * 1000.0)
+        engine_ms.append((end - mid) * 1000.0)
+    return {
+        "calls": calls,
+        "build_p50_ms": percentile(build_ms, 50),
+        "engine_p50_ms": percentile(engine_ms, 50),
+        "build_ms": build_ms,
+        "engine_ms": engine_ms,
+    }
+
+
 def run_rag(c: Contender, builder: PromptBuilder, sizes: Sizes, calls: int, warmup: int) -> dict[str, Any]:
     for i in range(warmup):
         query, docs = rag_call(f"warm{i}", sizes)
@@ -170,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rag-calls", type=int, default=30)
     parser.add_argument("--rag-warmup", type=int, default=5)
     parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours only)")
-    parser.add_argument("--extras", default="", help="ours only: prefix_first,build_only")
+    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown")
     args = parser.parse_args(argv)
 
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -212,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "long": lambda: run_long(contender, builder, sizes, params),
         "bulk_prefix_first": lambda: run_bulk_prefix_first(contender, builder, sizes, args.reps, params),
         "build_only": lambda: run_build_only(contender, sizes),
+        "rag_breakdown": lambda: run_rag_breakdown(contender, sizes),
     }
     wanted = [w for w in args.workloads.split(",") if w] + [e for e in args.extras.split(",") if e]
     for name in wanted:
