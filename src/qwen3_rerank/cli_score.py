@@ -1,0 +1,71 @@
+"""``qwen3-rerank score``: score a JSONL/CSV/Parquet file of (query, document) pairs, streaming and resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    from .cli import add_model_arguments
+    from .score_file import FORMATS
+
+    parser = sub.add_parser(
+        "score",
+        help="score a file of (query, document) pairs (JSONL, CSV, Parquet); streaming and resumable",
+        description="Read INPUT (columns query, document, optional instruction; any others are carried "
+        "through), and write the same rows with a score column to OUTPUT, one chunk at a time. Rerunning "
+        "the same command resumes after the rows already in OUTPUT.",
+    )
+    parser.add_argument("input", type=Path, help="a .jsonl, .csv or .parquet file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the scored file (same format)")
+    parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="default: from the suffix")
+    parser.add_argument("--chunk-size", type=int, default=4096, help="rows per read-score-write step (default: 4096)")
+    parser.add_argument("--query-column", default="query")
+    parser.add_argument("--document-column", default="document")
+    parser.add_argument(
+        "--instruction-column", default="instruction", help="per-row instruction; empty means --instruction"
+    )
+    parser.add_argument("--score-column", default="score")
+    parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import reranker_from_args
+    from .score_file import detect_format, score_file
+
+    # Check the file names before an engine is started: that takes a while.
+    if not args.input.is_file():
+        raise FileNotFoundError(f"{args.input} does not exist (or is not a file)")
+    if args.format == "auto":
+        detect_format(args.input)
+    with reranker_from_args(args) as reranker:
+        result = score_file(
+            reranker,
+            args.input,
+            args.output,
+            file_format=args.format,
+            chunk_size=args.chunk_size,
+            query_column=args.query_column,
+            document_column=args.document_column,
+            instruction_column=args.instruction_column,
+            score_column=args.score_column,
+            overwrite=args.overwrite,
+            show_progress=not args.no_progress,
+        )
+    if result.rows_scored == 0 and result.rows_resumed == result.rows_total:
+        print(f"{result.output} already holds all {result.rows_total} rows; nothing to do", file=sys.stderr)
+    else:
+        rate = result.rows_scored / result.seconds if result.seconds > 0 else 0.0
+        resumed = f" (resumed after {result.rows_resumed})" if result.rows_resumed else ""
+        print(
+            f"scored {result.rows_scored} rows{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): "
+            f"{result.output}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,609 @@
+"""Score a file of (query, document) pairs: JSONL, CSV or Parquet in, the same rows plus a score out.
+
+Streaming: rows are read, scored and written one chunk at a time, so memory stays bounded however large
+the file. Resumable: the output only ever grows by whole chunks, each written in one write and synced
+before the next is scored; a rerun counts the complete rows already in the output (dropping a torn
+last row, if a crash left one), checks they belong to this input, and scores only the rest. Parquet
+cannot be appended to, so its chunks go to numbered part files in ``OUTPUT.parts/`` (each renamed into
+place once complete) that are joined into ``OUTPUT`` at the end.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import itertools
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .reranker import Reranker
+
+__all__ = ["FORMATS", "ScoreFileResult", "detect_format", "score_file"]
+
+FORMATS = ("jsonl", "csv", "parquet")
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    query: str = "query"
+    document: str = "document"
+    instruction: str = "instruction"
+    score: str = "score"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreFileResult:
+    """What a :func:`score_file` call did."""
+
+    output: Path
+    format: str
+    rows_total: int
+    #: rows found complete in the output when the call started (resumed from there).
+    rows_resumed: int
+    #: rows scored by this call.
+    rows_scored: int
+    seconds: float
+
+
+def detect_format(path: str | Path) -> str:
+    """``jsonl``, ``csv`` or ``parquet`` from the file name's suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise ValueError(
+            f"cannot tell the format of {str(path)!r} from its suffix; name it .jsonl, .csv or .parquet, "
+            "or pass the format explicitly (--format)"
+        )
+    return _SUFFIXES[suffix]
+
+
+# -- rows -> pairs ----------------------------------------------------------------------------------
+
+
+def _pair(query: Any, document: Any, instruction: Any, row: int, cols: Columns) -> tuple[Any, str]:
+    for name, value in ((cols.query, query), (cols.document, document)):
+        if not isinstance(value, str):
+            raise ValueError(
+                f"row {row}: column {name!r} must be a string, got "
+                f"{'nothing (missing or null)' if value is None else type(value).__name__ + ' ' + repr(value)[:60]}"
+            )
+    if instruction is None or instruction == "":
+        return query, document
+    if not isinstance(instruction, str):
+        raise ValueError(f"row {row}: column {cols.instruction!r} must be a string or empty, got {instruction!r:.60}")
+    return (instruction, query), document
+
+
+@dataclass
+class _Chunk:
+    first_row: int  # 1-based number of the chunk's first data row
+    pairs: list[tuple[Any, str]]
+    rows: Any  # the format's own representation, written back with the scores
+
+
+# -- JSON Lines ---------------------------------------------------------------------------------------
+
+
+class _Jsonl:
+    name = "jsonl"
+
+    def __init__(self, cols: Columns) -> None:
+        self.cols = cols
+
+    def _records(self, handle: Any) -> Iterator[tuple[int, str]]:
+        for line_no, line in enumerate(handle, 1):
+            if line.strip():
+                yield line_no, line
+
+    def _parse(self, line_no: int, line: str) -> dict[str, Any]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {line_no} is not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"line {line_no}: each line must be a JSON object with 'query' and 'document' fields")
+        if self.cols.score in record:
+            raise ValueError(
+                f"line {line_no} already has a {self.cols.score!r} field; choose another output column (--score-column)"
+            )
+        return record
+
+    def count(self, path: Path) -> int:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
+    def key(self, record: dict[str, Any]) -> tuple[Any, Any]:
+        return record.get(self.cols.query), record.get(self.cols.document)
+
+    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[_Chunk]]:
+        handle = path.open(encoding="utf-8")
+        records = self._records(handle)
+        last_key = None
+        if skip:
+            skipped = collections.deque(itertools.islice(records, skip), maxlen=1)
+            if skipped:
+                last_key = self.key(self._parse(*skipped[0]))
+
+        def chunks() -> Iterator[_Chunk]:
+            with handle:
+                row = skip
+                batch: list[dict[str, Any]] = []
+                pairs: list[tuple[Any, str]] = []
+                for line_no, line in records:
+                    record = self._parse(line_no, line)
+                    row += 1
+                    pairs.append(
+                        _pair(*self.key(record), record.get(self.cols.instruction), row, self.cols)
+                    )
+                    batch.append(record)
+                    if len(batch) == chunk_size:
+                        yield _Chunk(row - len(batch) + 1, pairs, batch)
+                        batch, pairs = [], []
+                if batch:
+                    yield _Chunk(row - len(batch) + 1, pairs, batch)
+
+        return last_key, chunks()
+
+    def resume(self, output: Path, input_path: Path) -> tuple[int, tuple[Any, Any] | None]:
+        """Complete rows in ``output`` and the key of the last one; a torn last line is cut off."""
+        count, last, good_end = 0, None, 0
+        with output.open("rb") as handle:
+            offset = 0
+            for raw in handle:
+                offset += len(raw)
+                if not raw.endswith(b"\n"):
+                    break
+                good_end = offset
+                if raw.strip():
+                    count += 1
+                    last = raw
+        _truncate(output, good_end)
+        if last is None:
+            return 0, None
+        try:
+            record = json.loads(last)
+        except json.JSONDecodeError:
+            raise ValueError(f"{output} is not JSON Lines written by qwen3-rerank score; pass --overwrite") from None
+        if not isinstance(record, dict) or self.cols.score not in record:
+            raise ValueError(f"{output} has rows without a {self.cols.score!r} field; pass --overwrite to start over")
+        return count, self.key(record)
+
+    def writer(self, output: Path, input_path: Path, fresh: bool) -> _Writer:
+        return _AppendWriter(output, fresh, header=b"", encode=self._encode)
+
+    def _encode(self, chunk: _Chunk, scores: Sequence[float]) -> bytes:
+        lines = [
+            json.dumps({**record, self.cols.score: score}, ensure_ascii=False) + "\n"
+            for record, score in zip(chunk.rows, scores, strict=True)
+        ]
+        return "".join(lines).encode("utf-8")
+
+
+# -- CSV ------------------------------------------------------------------------------------------------
+
+
+class _Csv:
+    name = "csv"
+
+    def __init__(self, cols: Columns) -> None:
+        self.cols = cols
+
+    def header(self, path: Path) -> list[str]:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+        if header is None:
+            raise ValueError(f"{path} is empty; a CSV input needs a header row naming its columns")
+        self._check_header(path, header)
+        return header
+
+    def _check_header(self, path: Path, header: list[str]) -> None:
+        for name in (self.cols.query, self.cols.document):
+            if name not in header:
+                raise ValueError(
+                    f"{path} has no {name!r} column (its columns: {header}); rename the column, or name yours "
+                    "with --query-column / --document-column"
+                )
+        if self.cols.score in header:
+            raise ValueError(f"{path} already has a {self.cols.score!r} column; choose another one (--score-column)")
+        if len(set(header)) != len(header):
+            raise ValueError(f"{path} repeats a column name in its header: {header}")
+
+    def count(self, path: Path) -> int:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+
+    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[_Chunk]]:
+        handle = path.open(encoding="utf-8", newline="")
+        reader = csv.reader(handle)
+        header = next(reader)
+        at = {name: header.index(name) for name in (self.cols.query, self.cols.document)}
+        instruction_at = header.index(self.cols.instruction) if self.cols.instruction in header else None
+
+        def fields(row: list[str], number: int) -> tuple[Any, Any, Any]:
+            if len(row) != len(header):
+                raise ValueError(f"row {number} has {len(row)} fields, the header {len(header)}")
+            instruction = row[instruction_at] if instruction_at is not None else None
+            return row[at[self.cols.query]], row[at[self.cols.document]], instruction
+
+        last_key = None
+        if skip:
+            skipped = collections.deque(itertools.islice(reader, skip), maxlen=1)
+            if skipped:
+                last_key = fields(skipped[0], skip)[:2]
+
+        def chunks() -> Iterator[_Chunk]:
+            with handle:
+                number = skip
+                batch: list[list[str]] = []
+                pairs: list[tuple[Any, str]] = []
+                for row in reader:
+                    number += 1
+                    pairs.append(_pair(*fields(row, number), number, self.cols))
+                    batch.append(row)
+                    if len(batch) == chunk_size:
+                        yield _Chunk(number - len(batch) + 1, pairs, batch)
+                        batch, pairs = [], []
+                if batch:
+                    yield _Chunk(number - len(batch) + 1, pairs, batch)
+
+        return last_key, chunks()
+
+    def resume(self, output: Path, input_path: Path) -> tuple[int, tuple[Any, Any] | None]:
+        expected = [*self.header(input_path), self.cols.score]
+        lines = _ByteCountingLines(output)
+        reader = csv.reader(lines, strict=True)
+        good_end, rows, last = 0, -1, None
+        try:
+            for row in reader:
+                if rows == -1 and row != expected:
+                    raise ValueError(
+                        f"{output} has the columns {row}, not {expected}: it was not written from this input; "
+                        "pass --overwrite to replace it, or choose another output"
+                    )
+                if not lines.ended_with_newline:
+                    break  # a last row without its line end was cut short
+                rows += 1
+                good_end, last = lines.offset, row
+        except csv.Error:
+            if not lines.exhausted:
+                raise ValueError(f"{output} is not valid CSV; pass --overwrite to replace it") from None
+        finally:
+            lines.close()
+        _truncate(output, good_end)
+        if rows <= 0:
+            return 0, None
+        q, d = expected.index(self.cols.query), expected.index(self.cols.document)
+        return rows, (last[q], last[d])
+
+    def writer(self, output: Path, input_path: Path, fresh: bool) -> _Writer:
+        header = _csv_bytes([[*self.header(input_path), self.cols.score]])
+        return _AppendWriter(output, fresh, header=header, encode=self._encode)
+
+    def _encode(self, chunk: _Chunk, scores: Sequence[float]) -> bytes:
+        return _csv_bytes([[*row, repr(score)] for row, score in zip(chunk.rows, scores, strict=True)])
+
+
+def _csv_bytes(rows: list[list[str]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+class _ByteCountingLines:
+    """Lines of a UTF-8 file for csv.reader, remembering the byte offset reached."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("rb")
+        self.offset = 0
+        self.exhausted = False
+        self.ended_with_newline = True
+
+    def __iter__(self) -> _ByteCountingLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._handle.readline()
+        if not raw:
+            self.exhausted = True
+            raise StopIteration
+        self.offset += len(raw)
+        self.ended_with_newline = raw.endswith(b"\n")
+        return raw.decode("utf-8")
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# -- Parquet ------------------------------------------------------------------------------------------
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ImportError("Parquet files need pyarrow: pip install qwen3-rerank[eval]") from exc
+    return pyarrow
+
+
+class _Parquet:
+    name = "parquet"
+
+    def __init__(self, cols: Columns) -> None:
+        self.cols = cols
+        self.pa = _pyarrow()
+
+    def _file(self, path: Path) -> Any:
+        parquet = self.pa.parquet.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        for name in (self.cols.query, self.cols.document):
+            if name not in names:
+                raise ValueError(f"{path} has no {name!r} column (its columns: {names})")
+        if self.cols.score in names:
+            raise ValueError(f"{path} already has a {self.cols.score!r} column; choose another one (--score-column)")
+        return parquet
+
+    def count(self, path: Path) -> int:
+        return int(self._file(path).metadata.num_rows)
+
+    def _column(self, batch: Any, name: str) -> list[Any]:
+        if name not in batch.schema.names:
+            return [None] * batch.num_rows
+        return batch.column(name).to_pylist()
+
+    def _keys(self, batch: Any) -> list[tuple[Any, Any]]:
+        return list(zip(self._column(batch, self.cols.query), self._column(batch, self.cols.document), strict=True))
+
+    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[_Chunk]]:
+        parquet = self._file(path)
+        sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+        last_key = None
+        if skip:
+            group, offset = 0, skip - 1
+            while offset >= sizes[group]:
+                offset -= sizes[group]
+                group += 1
+            batches = parquet.iter_batches(
+                batch_size=chunk_size, row_groups=[group], columns=[self.cols.query, self.cols.document]
+            )
+            for batch in batches:
+                if offset < batch.num_rows:
+                    last_key = self._keys(batch.slice(offset, 1))[0]
+                    break
+                offset -= batch.num_rows
+        # Row groups wholly before the resume point are never read.
+        first_group, start = 0, 0
+        while first_group < len(sizes) and start + sizes[first_group] <= skip:
+            start += sizes[first_group]
+            first_group += 1
+        groups = list(range(first_group, len(sizes)))
+
+        def chunks() -> Iterator[_Chunk]:
+            if not groups:
+                return
+            row, pending = start, skip - start
+            for batch in parquet.iter_batches(batch_size=chunk_size, row_groups=groups):
+                if pending:
+                    dropped = min(pending, batch.num_rows)
+                    batch, pending, row = batch.slice(dropped), pending - dropped, row + dropped
+                    if batch.num_rows == 0:
+                        continue
+                instructions = self._column(batch, self.cols.instruction)
+                pairs = [
+                    _pair(q, d, i, row + n + 1, self.cols)
+                    for n, ((q, d), i) in enumerate(zip(self._keys(batch), instructions, strict=True))
+                ]
+                yield _Chunk(row + 1, pairs, batch)
+                row += batch.num_rows
+
+        return last_key, chunks()
+
+    def _parts(self, output: Path) -> Path:
+        return output.with_name(output.name + ".parts")
+
+    def resume(self, output: Path, input_path: Path) -> tuple[int, tuple[Any, Any] | None]:
+        parts_dir = self._parts(output)
+        if output.exists():
+            if parts_dir.exists():  # the join finished; only the clean-up did not
+                shutil.rmtree(parts_dir)
+            parquet = self.pa.parquet.ParquetFile(output)
+            rows = parquet.metadata.num_rows
+            if rows != self.count(input_path):
+                raise ValueError(
+                    f"{output} is a finished Parquet file with {rows} rows, but the input has "
+                    f"{self.count(input_path)}; Parquet cannot be appended to: pass --overwrite"
+                )
+            return rows, None
+        if not parts_dir.exists():
+            return 0, None
+        for tmp in parts_dir.glob("*.tmp"):
+            tmp.unlink()  # a part that was being written when the last run stopped
+        parts = sorted(parts_dir.glob("part-*.parquet"))
+        rows = sum(self.pa.parquet.ParquetFile(p).metadata.num_rows for p in parts)
+        if not parts or rows == 0:
+            return 0, None
+        last = self.pa.parquet.read_table(parts[-1], columns=[self.cols.query, self.cols.document])
+        row = last.slice(last.num_rows - 1, 1).to_pylist()[0]
+        return rows, (row[self.cols.query], row[self.cols.document])
+
+    def writer(self, output: Path, input_path: Path, fresh: bool) -> _Writer:
+        return _PartsWriter(self, output, self._parts(output), self._file(input_path).schema_arrow, fresh)
+
+
+# -- writers ------------------------------------------------------------------------------------------
+
+
+class _Writer:
+    def write(self, chunk: _Chunk, scores: Sequence[float]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once every row is written."""
+
+
+class _AppendWriter(_Writer):
+    def __init__(self, output: Path, fresh: bool, *, header: bytes, encode: Any) -> None:
+        self.output, self.encode = output, encode
+        self.handle = output.open("wb" if fresh else "ab")
+        if fresh and header:
+            self._append(header)
+
+    def _append(self, data: bytes) -> None:
+        # One write per chunk, synced before the next chunk is scored: a crash loses at most the chunk
+        # being written, and the torn end is cut off on the next run.
+        self.handle.write(data)
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def write(self, chunk: _Chunk, scores: Sequence[float]) -> None:
+        self._append(self.encode(chunk, scores))
+
+    def finish(self) -> None:
+        self.handle.close()
+
+
+class _PartsWriter(_Writer):
+    def __init__(self, fmt: _Parquet, output: Path, parts_dir: Path, schema: Any, fresh: bool) -> None:
+        self.fmt, self.pa, self.output, self.parts_dir = fmt, fmt.pa, output, parts_dir
+        self.schema = schema.append(self.pa.field(fmt.cols.score, self.pa.float64()))
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        self.next_part = len(list(parts_dir.glob("part-*.parquet")))
+
+    def write(self, chunk: _Chunk, scores: Sequence[float]) -> None:
+        table = self.pa.Table.from_batches([chunk.rows]).append_column(
+            self.fmt.cols.score, self.pa.array(scores, type=self.pa.float64())
+        )
+        final = self.parts_dir / f"part-{self.next_part:08d}.parquet"
+        tmp = final.with_name(final.name + ".tmp")
+        self.pa.parquet.write_table(table, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        self.next_part += 1
+
+    def finish(self) -> None:
+        tmp = self.output.with_name(self.output.name + ".tmp")
+        with self.pa.parquet.ParquetWriter(tmp, self.schema) as joined:
+            for part in sorted(self.parts_dir.glob("part-*.parquet")):
+                # Part by part, so joining needs no more memory than one chunk.
+                joined.write_table(self.pa.parquet.read_table(part, schema=self.schema))
+        _fsync_file(tmp)
+        os.replace(tmp, self.output)
+        shutil.rmtree(self.parts_dir)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _truncate(path: Path, size: int) -> None:
+    if path.stat().st_size != size:
+        with path.open("r+b") as handle:
+            handle.truncate(size)
+
+
+# -- the job ------------------------------------------------------------------------------------------
+
+
+def _clear(output: Path) -> None:
+    for stale in (output, output.with_name(output.name + ".parts"), output.with_name(output.name + ".tmp")):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+
+
+def score_file(
+    reranker: Reranker,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    file_format: str = "auto",
+    chunk_size: int = 4096,
+    query_column: str = "query",
+    document_column: str = "document",
+    instruction_column: str = "instruction",
+    score_column: str = "score",
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> ScoreFileResult:
+    """Score every (query, document) row of ``input_path`` into ``output_path``, resuming a partial output.
+
+    Args:
+        reranker: any :class:`~qwen3_rerank.Reranker`; rows without an instruction get its instruction.
+        input_path: a ``.jsonl``, ``.csv`` or ``.parquet`` file with ``query`` and ``document`` columns and
+            optionally ``instruction``; every other column is carried through unchanged.
+        output_path: the same format; each input row with a ``score`` column added, in input order.
+        file_format: ``"auto"`` (from the input's suffix), ``"jsonl"``, ``"csv"`` or ``"parquet"``.
+        chunk_size: rows read, scored and written at a time (memory, and work lost to a crash, per chunk).
+        overwrite: start over instead of resuming from the rows already in ``output_path``.
+        show_progress: a tqdm bar with pairs/s and the time left.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not input_path.is_file():
+        raise FileNotFoundError(f"{input_path} does not exist (or is not a file)")
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise ValueError("the output must be another file than the input")
+    name = detect_format(input_path) if file_format == "auto" else file_format
+    if name not in FORMATS:
+        raise ValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
+    if file_format == "auto" and output_path.suffix.lower() in _SUFFIXES and detect_format(output_path) != name:
+        raise ValueError(
+            f"the output {output_path} must have the input's format ({name}); converting between formats is "
+            "not supported"
+        )
+    cols = Columns(query_column, document_column, instruction_column, score_column)
+    fmt: Any = {"jsonl": _Jsonl, "csv": _Csv, "parquet": _Parquet}[name](cols)
+    if name == "csv":
+        fmt.header(input_path)
+
+    started = time.perf_counter()
+    total = fmt.count(input_path)
+    if overwrite:
+        _clear(output_path)
+    done, done_key = (0, None) if not (output_path.exists() or Path(f"{output_path}.parts").exists()) else fmt.resume(
+        output_path, input_path
+    )
+    if done > total:
+        raise ValueError(
+            f"{output_path} already holds {done} rows, more than the {total} of {input_path}: it is not this "
+            "input's output; pass --overwrite to replace it"
+        )
+    input_key, chunks = fmt.read(input_path, done, chunk_size)
+    if done_key is not None and done_key != input_key:
+        raise ValueError(
+            f"row {done} of {output_path} is not row {done} of {input_path} (different query or document): the "
+            "output belongs to another input; pass --overwrite to replace it, or choose another output"
+        )
+    if done == total and output_path.exists():
+        return ScoreFileResult(output_path, name, total, done, 0, time.perf_counter() - started)
+
+    writer = fmt.writer(output_path, input_path, fresh=done == 0)
+    scored = 0
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=done, unit="pair", desc="scoring", dynamic_ncols=True, smoothing=0.05)
+    try:
+        for chunk in chunks:
+            scores = reranker.score_pairs(chunk.pairs)
+            writer.write(chunk, scores)
+            scored += len(scores)
+            if bar is not None:
+                bar.update(len(scores))
+        writer.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+    return ScoreFileResult(output_path, name, total, done, scored, time.perf_counter() - started)
