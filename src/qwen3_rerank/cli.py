@@ -17,7 +17,7 @@ from .errors import Qwen3RerankError
 
 __all__ = ["main", "add_model_arguments", "reranker_from_args"]
 
-_COMMAND_MODULES = ("cli_rank", "cli_random_model", "cli_eval", "cli_score")
+_COMMAND_MODULES = ("cli_rank", "cli_random_model", "cli_eval", "cli_score", "cli_batch")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL, help="Hub name or local directory (default: %(default)s)")
-    group.add_argument("--backend", choices=("vllm", "transformers"), default="vllm", help="default: %(default)s")
+    group.add_argument(
+        "--backend",
+        choices=("vllm", "transformers", "server"),
+        default="vllm",
+        help="default: %(default)s; server: --engine-option base_urls='[\"http://HOST:8000\"]'",
+    )
     group.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="task instruction (default: web search)")
     group.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="prompt token budget")
     group.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 or float32 (default: auto)")

@@ -1,0 +1,63 @@
+"""``qwen3-rerank batch``: score a JSONL or Parquet file of pairs on a Ray cluster, restartably."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    from .cli import add_model_arguments
+
+    parser = sub.add_parser(
+        "batch",
+        help="score a file of (query, document) pairs on a Ray cluster (restartable)",
+        description="Read pairs (query_id, doc_id, query, document[, instruction]) from JSONL or Parquet, score "
+        "them with one engine per Ray actor, and write query_id, doc_id, score (and rank) to OUTPUT. Finished "
+        "shards are kept in a work directory: rerunning the same command after a crash scores only the rest.",
+    )
+    parser.add_argument("input", type=Path, help="pairs file (.jsonl or .parquet)")
+    parser.add_argument("output", type=Path, help="scores file (.parquet or .jsonl)")
+    parser.add_argument("--rank", action="store_true", help="add the rank (1 = best) within each query_id")
+    parser.add_argument("--shard-size", type=int, default=10_000, help="pairs per shard (default: %(default)s)")
+    parser.add_argument("--actors", type=int, default=None, help="scoring actors (default: one per GPU, else 1)")
+    parser.add_argument("--gpus-per-actor", type=float, default=None, help="default: 1 for vllm when GPUs exist")
+    parser.add_argument("--cpus-per-actor", type=float, default=1, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=int, default=4096, help="prompts per engine call (default: %(default)s)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="finished shards (default: OUTPUT.parts)")
+    parser.add_argument("--ray-address", default=None, help="cluster to join, e.g. auto (default: local Ray)")
+    parser.add_argument("--input-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
+    parser.add_argument("--output-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_model_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .batch import run_batch_job
+    from .cli import _engine_options
+
+    summary = run_batch_job(
+        args.input,
+        args.output,
+        model=args.model,
+        backend=args.backend,
+        engine_options=_engine_options(args),
+        instruction=args.instruction,
+        max_length=args.max_length,
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        num_actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        cpus_per_actor=args.cpus_per_actor,
+        rank=args.rank,
+        input_format=args.input_format,
+        output_format=args.output_format,
+        work_dir=args.work_dir,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+    )
+    print(summary, file=sys.stderr)
+    return 0 if summary.complete else 1
