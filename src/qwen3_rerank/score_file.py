@@ -386,16 +386,27 @@ class _Parquet:
             first_group += 1
         groups = list(range(first_group, len(sizes)))
 
-        def chunks() -> Iterator[_Chunk]:
-            if not groups:
-                return
-            row, pending = start, skip - start
+        def exact_batches() -> Iterator[Any]:
+            # Batches of exactly chunk_size rows from the resume point on, whatever the row groups.
+            pending, held, held_rows = skip - start, [], 0
             for batch in parquet.iter_batches(batch_size=chunk_size, row_groups=groups):
                 if pending:
                     dropped = min(pending, batch.num_rows)
-                    batch, pending, row = batch.slice(dropped), pending - dropped, row + dropped
-                    if batch.num_rows == 0:
-                        continue
+                    batch, pending = batch.slice(dropped), pending - dropped
+                held.append(batch)
+                held_rows += batch.num_rows
+                while held_rows >= chunk_size:
+                    table = self.pa.Table.from_batches(held).combine_chunks()
+                    yield table.slice(0, chunk_size).to_batches()[0]
+                    held, held_rows = table.slice(chunk_size).to_batches(), held_rows - chunk_size
+            if held_rows:
+                yield self.pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+
+        def chunks() -> Iterator[_Chunk]:
+            if not groups:
+                return
+            row = skip
+            for batch in exact_batches():
                 instructions = self._column(batch, self.cols.instruction)
                 pairs = [
                     _pair(q, d, i, row + n + 1, self.cols)
