@@ -333,12 +333,17 @@ def test_score_command_scores_then_resumes_to_nothing(tiny_model_dir, tmp_path, 
     assert "scored 5 rows" in err and "pair/s" in err  # the progress bar's rate
     scores = [row["score"] for row in read_jsonl(out)]
     assert scores == pytest.approx(reference_reranker.score_pairs(expected_pairs(ROWS)), abs=1e-6)
-    assert main(args) == 0
+    # a finished job needs no model: the rerun names one that does not exist, and never loads it
+    assert main([*args[:4], "--model", str(tmp_path / "no-model")]) == 0
     assert "already holds all 5 rows; nothing to do" in capfd.readouterr().err
 
 
-def test_score_command_reports_a_missing_input_without_starting_an_engine(tmp_path, capfd):
+def test_score_command_reports_bad_input_before_loading_a_model(tmp_path, capfd):
     from qwen3_rerank.cli import main
 
-    assert main(["score", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl")]) == 2
+    no_model = ["--model", str(tmp_path / "no-model")]
+    assert main(["score", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl"), *no_model]) == 2
     assert "nope.jsonl does not exist" in capfd.readouterr().err
+    (tmp_path / "in.csv").write_text("question,passage\nq,d\n")
+    assert main(["score", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv"), *no_model]) == 2
+    assert "has no 'query' column" in capfd.readouterr().err

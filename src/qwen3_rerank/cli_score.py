@@ -37,35 +37,30 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .cli import reranker_from_args
-    from .score_file import detect_format, score_file
+    from .score_file import plan_score_file
 
-    # Check the file names before an engine is started: that takes a while.
-    if not args.input.is_file():
-        raise FileNotFoundError(f"{args.input} does not exist (or is not a file)")
-    if args.format == "auto":
-        detect_format(args.input)
+    # Everything that needs no model is checked first: an engine takes a while to start.
+    job = plan_score_file(
+        args.input,
+        args.output,
+        file_format=args.format,
+        chunk_size=args.chunk_size,
+        query_column=args.query_column,
+        document_column=args.document_column,
+        instruction_column=args.instruction_column,
+        score_column=args.score_column,
+        overwrite=args.overwrite,
+    )
+    if job.finished:
+        print(f"{job.output_path} already holds all {job.rows_total} rows; nothing to do", file=sys.stderr)
+        return 0
     with reranker_from_args(args) as reranker:
-        result = score_file(
-            reranker,
-            args.input,
-            args.output,
-            file_format=args.format,
-            chunk_size=args.chunk_size,
-            query_column=args.query_column,
-            document_column=args.document_column,
-            instruction_column=args.instruction_column,
-            score_column=args.score_column,
-            overwrite=args.overwrite,
-            show_progress=not args.no_progress,
-        )
-    if result.rows_scored == 0 and result.rows_resumed == result.rows_total:
-        print(f"{result.output} already holds all {result.rows_total} rows; nothing to do", file=sys.stderr)
-    else:
-        rate = result.rows_scored / result.seconds if result.seconds > 0 else 0.0
-        resumed = f" (resumed after {result.rows_resumed})" if result.rows_resumed else ""
-        print(
-            f"scored {result.rows_scored} rows{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): "
-            f"{result.output}",
-            file=sys.stderr,
-        )
+        result = job.run(reranker, show_progress=not args.no_progress)
+    rate = result.rows_scored / result.seconds if result.seconds > 0 else 0.0
+    resumed = f" (resumed after {result.rows_resumed})" if result.rows_resumed else ""
+    print(
+        f"scored {result.rows_scored} rows{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): "
+        f"{result.output}",
+        file=sys.stderr,
+    )
     return 0

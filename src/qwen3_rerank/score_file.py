@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .reranker import Reranker
 
-__all__ = ["FORMATS", "ScoreFileResult", "detect_format", "score_file"]
+__all__ = ["FORMATS", "ScoreFileJob", "ScoreFileResult", "detect_format", "plan_score_file", "score_file"]
 
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -532,6 +532,120 @@ def _clear(output: Path) -> None:
             stale.unlink()
 
 
+class ScoreFileJob:
+    """A checked, resumable scoring job; made by :func:`plan_score_file`, carried out by :meth:`run`.
+
+    Planning does everything that needs no model (formats, columns, counting, repairing and checking a
+    partial output), so a command can report bad input, or that nothing is left to do, before it
+    starts an engine.
+    """
+
+    def __init__(
+        self, fmt: Any, input_path: Path, output_path: Path, total: int, done: int, chunks: Iterator[_Chunk]
+    ) -> None:
+        self._fmt, self._chunks = fmt, chunks
+        self.input_path, self.output_path = input_path, output_path
+        #: rows in the input
+        self.rows_total = total
+        #: complete rows already in the output (the job resumes after them)
+        self.rows_done = done
+
+    @property
+    def format(self) -> str:
+        return str(self._fmt.name)
+
+    @property
+    def finished(self) -> bool:
+        """True when the output already holds every row."""
+        return self.rows_done == self.rows_total and self.output_path.exists()
+
+    def run(self, reranker: Reranker, *, show_progress: bool = False) -> ScoreFileResult:
+        """Score the remaining rows, one chunk at a time. A job runs once."""
+        started = time.perf_counter()
+        if self.finished:
+            return ScoreFileResult(self.output_path, self.format, self.rows_total, self.rows_done, 0, 0.0)
+        chunks, self._chunks = self._chunks, iter(())
+        writer = self._fmt.writer(self.output_path, self.input_path, fresh=self.rows_done == 0)
+        scored = 0
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=self.rows_total, initial=self.rows_done, unit="pair", desc="scoring", dynamic_ncols=True,
+                smoothing=0.05,
+            )
+        try:
+            for chunk in chunks:
+                scores = reranker.score_pairs(chunk.pairs)
+                writer.write(chunk, scores)
+                scored += len(scores)
+                if bar is not None:
+                    bar.update(len(scores))
+            writer.finish()
+        finally:
+            if bar is not None:
+                bar.close()
+        return ScoreFileResult(
+            self.output_path, self.format, self.rows_total, self.rows_done, scored, time.perf_counter() - started
+        )
+
+
+def plan_score_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    file_format: str = "auto",
+    chunk_size: int = 4096,
+    query_column: str = "query",
+    document_column: str = "document",
+    instruction_column: str = "instruction",
+    score_column: str = "score",
+    overwrite: bool = False,
+) -> ScoreFileJob:
+    """Check the input and any partial output, and return the job that scores the remaining rows.
+
+    The arguments are those of :func:`score_file`. A torn last row of a partial output is cut off here.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if not input_path.is_file():
+        raise FileNotFoundError(f"{input_path} does not exist (or is not a file)")
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise ValueError("the output must be another file than the input")
+    name = detect_format(input_path) if file_format == "auto" else file_format
+    if name not in FORMATS:
+        raise ValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
+    if file_format == "auto" and output_path.suffix.lower() in _SUFFIXES and detect_format(output_path) != name:
+        raise ValueError(
+            f"the output {output_path} must have the input's format ({name}); converting between formats is "
+            "not supported"
+        )
+    cols = Columns(query_column, document_column, instruction_column, score_column)
+    fmt: Any = {"jsonl": _Jsonl, "csv": _Csv, "parquet": _Parquet}[name](cols)
+    if name == "csv":
+        fmt.header(input_path)
+
+    total = fmt.count(input_path)
+    if overwrite:
+        _clear(output_path)
+    started = output_path.exists() or output_path.with_name(output_path.name + ".parts").exists()
+    done, done_key = fmt.resume(output_path, input_path) if started else (0, None)
+    if done > total:
+        raise ValueError(
+            f"{output_path} already holds {done} rows, more than the {total} of {input_path}: it is not this "
+            "input's output; pass --overwrite to replace it"
+        )
+    input_key, chunks = fmt.read(input_path, done, chunk_size)
+    if done_key is not None and done_key != input_key:
+        raise ValueError(
+            f"row {done} of {output_path} is not row {done} of {input_path} (different query or document): the "
+            "output belongs to another input; pass --overwrite to replace it, or choose another output"
+        )
+    return ScoreFileJob(fmt, input_path, output_path, total, done, chunks)
+
+
 def score_file(
     reranker: Reranker,
     input_path: str | Path,
@@ -555,66 +669,14 @@ def score_file(
         output_path: the same format; each input row with a ``score`` column added, in input order.
         file_format: ``"auto"`` (from the input's suffix), ``"jsonl"``, ``"csv"`` or ``"parquet"``.
         chunk_size: rows read, scored and written at a time (memory, and work lost to a crash, per chunk).
+        query_column: the query column's name; ``document_column``, ``instruction_column`` likewise.
+        score_column: the name of the added column; the input must not have one already.
         overwrite: start over instead of resuming from the rows already in ``output_path``.
         show_progress: a tqdm bar with pairs/s and the time left.
     """
-    input_path, output_path = Path(input_path), Path(output_path)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if not input_path.is_file():
-        raise FileNotFoundError(f"{input_path} does not exist (or is not a file)")
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
-        raise ValueError("the output must be another file than the input")
-    name = detect_format(input_path) if file_format == "auto" else file_format
-    if name not in FORMATS:
-        raise ValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
-    if file_format == "auto" and output_path.suffix.lower() in _SUFFIXES and detect_format(output_path) != name:
-        raise ValueError(
-            f"the output {output_path} must have the input's format ({name}); converting between formats is "
-            "not supported"
-        )
-    cols = Columns(query_column, document_column, instruction_column, score_column)
-    fmt: Any = {"jsonl": _Jsonl, "csv": _Csv, "parquet": _Parquet}[name](cols)
-    if name == "csv":
-        fmt.header(input_path)
-
-    started = time.perf_counter()
-    total = fmt.count(input_path)
-    if overwrite:
-        _clear(output_path)
-    done, done_key = (0, None) if not (output_path.exists() or Path(f"{output_path}.parts").exists()) else fmt.resume(
-        output_path, input_path
+    job = plan_score_file(
+        input_path, output_path, file_format=file_format, chunk_size=chunk_size, query_column=query_column,
+        document_column=document_column, instruction_column=instruction_column, score_column=score_column,
+        overwrite=overwrite,
     )
-    if done > total:
-        raise ValueError(
-            f"{output_path} already holds {done} rows, more than the {total} of {input_path}: it is not this "
-            "input's output; pass --overwrite to replace it"
-        )
-    input_key, chunks = fmt.read(input_path, done, chunk_size)
-    if done_key is not None and done_key != input_key:
-        raise ValueError(
-            f"row {done} of {output_path} is not row {done} of {input_path} (different query or document): the "
-            "output belongs to another input; pass --overwrite to replace it, or choose another output"
-        )
-    if done == total and output_path.exists():
-        return ScoreFileResult(output_path, name, total, done, 0, time.perf_counter() - started)
-
-    writer = fmt.writer(output_path, input_path, fresh=done == 0)
-    scored = 0
-    bar = None
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=done, unit="pair", desc="scoring", dynamic_ncols=True, smoothing=0.05)
-    try:
-        for chunk in chunks:
-            scores = reranker.score_pairs(chunk.pairs)
-            writer.write(chunk, scores)
-            scored += len(scores)
-            if bar is not None:
-                bar.update(len(scores))
-        writer.finish()
-    finally:
-        if bar is not None:
-            bar.close()
-    return ScoreFileResult(output_path, name, total, done, scored, time.perf_counter() - started)
+    return job.run(reranker, show_progress=show_progress)
