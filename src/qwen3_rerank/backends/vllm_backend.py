@@ -52,10 +52,14 @@ def default_engine_options(max_length: int) -> dict[str, Any]:
         "enable_prefix_caching": True,
         "max_num_seqs": 512,
         "max_num_batched_tokens": max(65536, max_length),
+        # Overlaps the scheduler's CPU work with the GPU's step (vLLM turns it off for pooling models);
+        # measured on an H100, 0.6B bulk scoring: +19 % tokens/s (docs/benchmarks.md).
+        "async_scheduling": True,
     }
     if _is_cpu_build():
         # On CPU a large step only costs memory; vLLM's CPU defaults are already sensible.
         options.pop("max_num_seqs")
+        options.pop("async_scheduling")
         options["max_num_batched_tokens"] = max(8192, max_length)
     return options
 
