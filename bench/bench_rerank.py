@@ -89,7 +89,7 @@ def _command(run: Run, model: str, out: Path, args: argparse.Namespace) -> list[
 
 
 def _run_one(run: Run, args: argparse.Namespace, remaining: float, log) -> dict[str, Any]:
-    model = _model_for(run, args)
+    model = _model_for(run, args) if "shape" in run else ""
     tag = f"{run['label']}@{run.get('shape', '-')}"
     out = Path(args.out_dir) / f"{args.plan}-{tag.replace('@', '-').replace('+', 'plus-')}.json"
     if "shape" in run and not _wait_for_model(model, min(remaining - run["est_s"], 600)):

@@ -78,11 +78,11 @@ def contender_table(runs: list[dict[str, Any]], shape: str, labels: list[str]) -
         matching = [r for r in runs if r.get("label") == label and r.get("shape") == shape]
         run = next((r for r in matching if "skipped" not in r), matching[0] if matching else None)
         if run is None:
-            lines.append(f"| {label} | not run | | | | | | | | |")
+            lines.append(f"| {DISPLAY.get(label, label)} | not run | | | | | | | | |")
             continue
         if "skipped" in run or run.get("errors", {}).get("start"):
             why = run.get("skipped") or run["errors"]["start"]
-            lines.append(f"| {label} | did not run: {why[:160]} | | | | | | | | |")
+            lines.append(f"| {DISPLAY.get(label, label)} | did not run: {why[:160]} | | | | | | | | |")
             continue
         diffs = score_diffs(run, ours)
         diff_text = " / ".join("—" if d is None else f"{d:.2g}" for d in diffs.values())
@@ -93,7 +93,8 @@ def contender_table(runs: list[dict[str, Any]], shape: str, labels: list[str]) -
         if "long" in errors:
             long_text = "OOM" if "out of memory" in errors["long"].lower() else f"error: {errors['long'][:60]}"
         lines.append(
-            f"| {label} | {_fmt(run.get('start_s'), 1, 0)} | {_fmt(_get(run, 'bulk', 'tokens_per_s'), 1e3, 0, 'k')} "
+            f"| {DISPLAY.get(label, label)} | {_fmt(run.get('start_s'), 1, 0)} "
+            f"| {_fmt(_get(run, 'bulk', 'tokens_per_s'), 1e3, 0, 'k')} "
             f"| {_fmt(_get(run, 'bulk', 'pairs_per_s'), 1, 0)} | {_fmt(_get(run, 'bulk', 'mfu') * 100, 1, 0, '%')} "
             f"| {_fmt(_get(run, 'rag', 'p50_ms'))} | {_fmt(_get(run, 'rag', 'p99_ms'))} | {long_text} "
             f"| {_memory(run)} | {diff_text} |"
@@ -101,33 +102,62 @@ def contender_table(runs: list[dict[str, Any]], shape: str, labels: list[str]) -
     return "\n".join(lines)
 
 
+def _engine_run_options(run: dict[str, Any]) -> dict[str, Any]:
+    """The vLLM settings the run's engine actually had (defaults included), as the worker read them."""
+    vllm = (run.get("info") or {}).get("vllm") or {}
+    keys = ("max_num_batched_tokens", "max_num_seqs", "async_scheduling", "enable_prefix_caching", "quantization")
+    return {k: vllm.get(k) for k in keys}
+
+
 def variants_table(runs: list[dict[str, Any]], shape: str) -> str:
-    ours = _ours(runs, shape)
-    base_bulk, base_rag = _get(ours or {}, "bulk", "tokens_per_s"), _get(ours or {}, "rag", "p50_ms")
+    """Each run against the run it differs from by one change (``BASELINE``), with the engine's settings."""
+    by_label = {r["label"]: r for r in runs if r.get("shape") == shape and "workloads" in r}
     lines = [
-        "| run | engine options beyond the defaults | bulk tokens/s | vs defaults | RAG p50 (ms) | vs defaults "
-        "| engine start (s) | max abs score diff vs ours (bulk) |",
+        "| run | changed vs its baseline | engine settings (batched tokens / seqs / async / prefix cache / quant) "
+        "| bulk tokens/s (reps) | bulk vs baseline | RAG p50 (ms) | RAG p50 vs baseline "
+        "| max abs score diff vs ours bf16 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for run in runs:
-        if run.get("shape") != shape or run.get("contender") != "ours" or "skipped" in run:
+    ours = by_label.get("ours")
+    for label, run in by_label.items():
+        if run.get("contender") != "ours":
             continue
+        base = by_label.get(BASELINE.get(label, "ours"))
         extra = (run.get("options") or {}).get("engine_options") or {}
+        settings = " / ".join(str(v) for v in _engine_run_options(run).values())
         bulk, rag = _get(run, "bulk", "tokens_per_s"), _get(run, "rag", "p50_ms")
+        reps = ", ".join(f"{r['tokens_per_s'] / 1e3:.0f}k" for r in run["workloads"].get("bulk", {}).get("runs", []))
+        if base is None or base is run:
+            vs_bulk = vs_rag = "(baseline)"
+        else:
+            vs_bulk = _fmt((bulk / _get(base, "bulk", "tokens_per_s") - 1) * 100, 1, 1, "%") + f" vs {base['label']}"
+            vs_rag = _fmt((rag / _get(base, "rag", "p50_ms") - 1) * 100, 1, 1, "%")
         diff = score_diffs(run, ours)["bulk"] if run is not ours else None
         lines.append(
-            f"| {run['label']} | {json.dumps(extra) if extra else '(defaults)'} | {_fmt(bulk, 1e3, 0, 'k')} "
-            f"| {_fmt((bulk / base_bulk - 1) * 100, 1, 1, '%')} | {_fmt(rag)} | {_fmt((rag / base_rag - 1) * 100, 1, 1, '%')} "
-            f"| {_fmt(run.get('start_s'), 1, 0)} | {'(reference)' if run is ours else _fmt(diff, 1, 4)} |"
+            f"| {label} | {json.dumps(extra) if extra else '—'} | {settings} | {_fmt(bulk, 1e3, 0, 'k')} ({reps}) "
+            f"| {vs_bulk} | {_fmt(rag)} | {vs_rag} | {'(reference)' if run is ours else _fmt(diff, 1, 4)} |"
         )
-        prefix_first = run.get("workloads", {}).get("bulk_prefix_first")
+        prefix_first = run["workloads"].get("bulk_prefix_first")
         if prefix_first:
             pf = prefix_first["tokens_per_s"]
+            pf_reps = ", ".join(f"{r['tokens_per_s'] / 1e3:.0f}k" for r in prefix_first["runs"])
             lines.append(
-                f"| {run['label']}, one document per query submitted first | same engine | {_fmt(pf, 1e3, 0, 'k')} "
-                f"| {_fmt((pf / bulk - 1) * 100, 1, 1, '%')} vs same engine | | | | |"
+                f"| {label}, one document per query submitted first | prompt order | same engine "
+                f"| {_fmt(pf, 1e3, 0, 'k')} ({pf_reps}) | {_fmt((pf / bulk - 1) * 100, 1, 1, '%')} vs {label} | | | |"
             )
     return "\n".join(lines)
+
+
+#: The FP8 run came after async_scheduling became a default, so its baseline is the async run.
+BASELINE = {"ours+fp8": "ours+async_scheduling"}
+
+
+SIZE_ROWS = (
+    ("0.6B, defaults at run time", "ours", "0.6B"),
+    ("0.6B, new defaults (+async_scheduling)", "ours+async_scheduling", "0.6B"),
+    ("4B, new defaults", "ours", "4B"),
+    ("8B, new defaults", "ours", "8B"),
+)
 
 
 def sizes_table(runs: list[dict[str, Any]]) -> str:
@@ -136,10 +166,10 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
         "| peak GPU memory (GiB) | target |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for shape in ("0.6B", "4B", "8B"):
-        run = _ours(runs, shape)
+    for title, label, shape in SIZE_ROWS:
+        run = next((r for r in runs if r.get("label") == label and r.get("shape") == shape and "workloads" in r), None)
         if run is None:
-            lines.append(f"| {shape} | not run | | | | | | | |")
+            lines.append(f"| {title} | not run | | | | | | | |")
             continue
         target = TARGETS.get(shape, {})
         verdict = []
@@ -149,12 +179,13 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
         if "rag_p50_ms" in target:
             ok = _get(run, "rag", "p50_ms") <= target["rag_p50_ms"]
             verdict.append(f"RAG p50 ≤ {target['rag_p50_ms']:.0f} ms: {'met' if ok else 'missed'}")
-        long_ok = "long" in run.get("workloads", {})
-        verdict.append("8k x 100 without OOM" if long_ok else f"long: {run.get('errors', {}).get('long', 'not run')[:60]}")
+        if "long" in run.get("workloads", {}):
+            verdict.append(f"long docs up to {run['workloads']['long']['max_prompt_tokens']} tokens x 100: no OOM")
+        bulk_tps, long_tps = _get(run, "bulk", "tokens_per_s"), _get(run, "long", "tokens_per_s")
         lines.append(
-            f"| {shape} | {_fmt(_get(run, 'bulk', 'tokens_per_s'), 1e3, 1, 'k')} | {_fmt(_get(run, 'bulk', 'mfu') * 100, 1, 0, '%')} "
+            f"| {title} | {_fmt(bulk_tps, 1e3, 1, 'k')} | {_fmt(_get(run, 'bulk', 'mfu') * 100, 1, 0, '%')} "
             f"| {_fmt(_get(run, 'rag', 'p50_ms'))} | {_fmt(_get(run, 'rag', 'p99_ms'))} "
-            f"| {_fmt(_get(run, 'long', 'tokens_per_s'), 1e3, 1, 'k')} | {_fmt(_get(run, 'long', 'mfu') * 100, 1, 0, '%')} "
+            f"| {_fmt(long_tps, 1e3, 1, 'k')} | {_fmt(_get(run, 'long', 'mfu') * 100, 1, 0, '%')} "
             f"| {_memory(run)} | {'; '.join(verdict)} |"
         )
     return "\n".join(lines)
@@ -164,9 +195,12 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
     floor = next((r for r in runs if r.get("label") == "gemm_floor" and r.get("gemm")), None)
     if floor is None:
         return "(the GEMM floor was not measured)"
-    lines = [f"8192³ bf16 product: {floor.get('peak_check_tflops', float('nan')):.0f} TFLOP/s.", "",
-             "| model | qkv | o | gate+up | down | linear-only ceiling (tokens/s, all prompt tokens computed) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"8192³ bf16 product: {floor.get('peak_check_tflops', float('nan')):.0f} TFLOP/s.",
+        "",
+        "| model | qkv | o | gate+up | down | linear-only ceiling (tokens/s, all prompt tokens computed) |",
+        "|---|---|---|---|---|---|",
+    ]
     for shape, g in floor["gemm"].items():
         cells = " | ".join(f"{g['per_layer'][k]['tflops']:.0f} TFLOP/s" for k in ("qkv", "o", "gate_up", "down"))
         lines.append(f"| {shape} | {cells} | {g['linear_tokens_per_s'] / 1e3:,.0f}k |")
@@ -176,7 +210,10 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
         lines.append("| causal attention, one layer, 16 heads x 128 (SDPA) | ms | TFLOP/s | µs per token |")
         lines.append("|---|---|---|---|")
         for key, a in att.items():
-            lines.append(f"| {key} x {a['batch']} | {a['ms_per_layer']:.2f} | {a['tflops']:.0f} | {a['us_per_token_per_layer']:.4f} |")
+            lines.append(
+                f"| {key} x {a['batch']} | {a['ms_per_layer']:.2f} | {a['tflops']:.0f} "
+                f"| {a['us_per_token_per_layer']:.4f} |"
+            )
     return "\n".join(lines)
 
 
@@ -190,12 +227,14 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
         raise ImportError("the plots need matplotlib: pip install matplotlib") from exc
     img_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    side = [r for label in labels for r in runs if r.get("label") == label and r.get("shape") == "0.6B" and "workloads" in r]
+    side = [
+        r for label in labels for r in runs if r.get("label") == label and r.get("shape") == "0.6B" and "workloads" in r
+    ]
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    names = [r["label"] for r in side]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    names = [DISPLAY.get(r["label"], r["label"]) for r in side]
     values = [_get(r, "bulk", "tokens_per_s") / 1e3 for r in side]
-    ax.barh(names, values, color=["tab:green" if n == "ours" else "tab:gray" for n in names])
+    ax.barh(names, values, color=["tab:green" if r["contender"] == "ours" else "tab:gray" for r in side])
     ax.axvline(450, color="tab:red", linestyle="--", label="target 450k")
     ax.set_xlabel("bulk throughput, thousand prompt tokens/s (0.6B, H100, bf16)")
     ax.invert_yaxis()
@@ -206,11 +245,11 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
     plt.close(fig)
 
     rag = [r for r in side if "rag" in r["workloads"]]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     y = range(len(rag))
     ax.barh([i - 0.2 for i in y], [_get(r, "rag", "p50_ms") for r in rag], height=0.4, label="p50")
     ax.barh([i + 0.2 for i in y], [_get(r, "rag", "p99_ms") for r in rag], height=0.4, label="p99")
-    ax.set_yticks(list(y), [r["label"] for r in rag])
+    ax.set_yticks(list(y), [DISPLAY.get(r["label"], r["label"]) for r in rag])
     ax.axvline(50, color="tab:red", linestyle="--", label="target p50 50 ms")
     ax.set_xscale("log")
     ax.set_xlabel("RAG call latency, ms (1 query x 100 documents, 0.6B, H100)")
@@ -221,26 +260,42 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
     fig.savefig(written[-1], dpi=120)
     plt.close(fig)
 
-    sizes = [(s, _ours(runs, s)) for s in ("0.6B", "4B", "8B")]
-    sizes = [(s, r) for s, r in sizes if r is not None]
+    sizes = []
+    for _, label, shape in SIZE_ROWS[1:]:
+        found = next(
+            (r for r in runs if r.get("label") == label and r.get("shape") == shape and "workloads" in r), None
+        )
+        if found is not None:
+            sizes.append((shape, found))
     if sizes:
         fig, ax = plt.subplots(figsize=(7, 4))
-        bars = ax.bar([s for s, _ in sizes], [_get(r, "bulk", "tokens_per_s") / 1e3 for _, r in sizes], color="tab:green")
+        bars = ax.bar(
+            [s for s, _ in sizes], [_get(r, "bulk", "tokens_per_s") / 1e3 for _, r in sizes], color="tab:green"
+        )
         for bar, (_, r) in zip(bars, sizes, strict=True):
-            ax.annotate(f"MFU {_get(r, 'bulk', 'mfu') * 100:.0f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom")
-        ax.set_yscale("log")
-        ax.set_ylabel("bulk thousand tokens/s (log)")
-        ax.set_title("ours, default settings, H100 bf16")
+            ax.annotate(
+                f"MFU {_get(r, 'bulk', 'mfu') * 100:.0f}%",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+            )
+        ax.set_ylabel("bulk thousand prompt tokens/s")
+        ax.set_title("ours, new default settings, H100 bf16, ~287-token pairs")
         fig.tight_layout()
         written.append(img_dir / "model_sizes.png")
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
 
-    variants = [r for r in runs if r.get("contender") == "ours" and r.get("shape") == "0.6B" and "bulk" in r.get("workloads", {})]
+    variants = [
+        r
+        for r in runs
+        if r.get("contender") == "ours" and r.get("shape") == "0.6B" and "bulk" in r.get("workloads", {})
+    ]
     if len(variants) > 1:
         fig, ax = plt.subplots(figsize=(8, 4))
-        ax.barh([r["label"] for r in variants], [_get(r, "bulk", "tokens_per_s") / 1e3 for r in variants], color="tab:blue")
+        ax.barh(
+            [r["label"] for r in variants], [_get(r, "bulk", "tokens_per_s") / 1e3 for r in variants], color="tab:blue"
+        )
         ax.axvline(450, color="tab:red", linestyle="--", label="target 450k")
         ax.set_xlabel("bulk thousand tokens/s (0.6B)")
         ax.invert_yaxis()
@@ -252,7 +307,15 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
     return written
 
 
-SIDE_BY_SIDE = ["ours", "original", "vllm_score", "transformers", "sentence_transformers"]
+SIDE_BY_SIDE = ["ours", "ours+async_scheduling", "original", "vllm_score", "transformers", "sentence_transformers"]
+DISPLAY = {
+    "ours": "ours, defaults at run time",
+    "ours+async_scheduling": "ours, new defaults (+async_scheduling)",
+    "original": "original script (generate + logprobs)",
+    "vllm_score": "vLLM LLM.score + Qwen3 template",
+    "transformers": "Qwen's transformers example",
+    "sentence_transformers": "sentence-transformers CrossEncoder",
+}
 
 
 def main() -> int:
