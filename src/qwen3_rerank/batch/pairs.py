@@ -52,6 +52,8 @@ def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table
     fmt = file_format(path, fmt)
     if not path.is_file():
         raise FileNotFoundError(f"input file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} holds no pairs")
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
