@@ -42,7 +42,7 @@ class Columns:
 
 @dataclass(frozen=True, slots=True)
 class ScoreFileResult:
-    """What a :func:`score_file` call did."""
+    """What a [`score_file`][qwen3_rerank.score_file.score_file] call did."""
 
     output: Path
     format: str
@@ -533,7 +533,7 @@ def _clear(output: Path) -> None:
 
 
 class ScoreFileJob:
-    """A checked, resumable scoring job; made by :func:`plan_score_file`, carried out by :meth:`run`.
+    """A checked, resumable scoring job, made by [`plan_score_file`][qwen3_rerank.score_file.plan_score_file].
 
     Planning does everything that needs no model (formats, columns, counting, repairing and checking a
     partial output), so a command can report bad input, or that nothing is left to do, before it
@@ -605,7 +605,8 @@ def plan_score_file(
 ) -> ScoreFileJob:
     """Check the input and any partial output, and return the job that scores the remaining rows.
 
-    The arguments are those of :func:`score_file`. A torn last row of a partial output is cut off here.
+    The arguments are those of [`score_file`][qwen3_rerank.score_file.score_file]. A torn last row of a
+    partial output is cut off here.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
@@ -663,7 +664,7 @@ def score_file(
     """Score every (query, document) row of ``input_path`` into ``output_path``, resuming a partial output.
 
     Args:
-        reranker: any :class:`~qwen3_rerank.Reranker`; rows without an instruction get its instruction.
+        reranker: any [`Reranker`][qwen3_rerank.Reranker]; rows without an instruction get its instruction.
         input_path: a ``.jsonl``, ``.csv`` or ``.parquet`` file with ``query`` and ``document`` columns and
             optionally ``instruction``; every other column is carried through unchanged.
         output_path: the same format; each input row with a ``score`` column added, in input order.

@@ -19,7 +19,7 @@ _CQADUPSTACK = (
     "given question"
 )
 
-#: canonical task key -> instruction. Keys are normalised names (see :func:`_normalise`).
+#: canonical task key -> instruction. Keys are normalised names (see `_normalise`).
 TASK_INSTRUCTIONS: dict[str, str] = {
     "arguana": "Given a claim, find documents that refute the claim",
     "climatefever": "Given a claim about climate change, retrieve documents that support or refute the claim",
