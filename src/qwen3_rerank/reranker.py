@@ -13,6 +13,7 @@ from .results import RankedDocument, order_by_score
 from .validation import (
     Query,
     check_documents,
+    check_model_checkpoint,
     check_pairs,
     check_query,
     check_text,
@@ -97,6 +98,8 @@ class Reranker:
         self.show_progress = show_progress
         # The tokenizer loads in well under a second, so a wrong model fails before an engine starts.
         self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
+        if backend in ("vllm", "transformers"):
+            check_model_checkpoint(model, max_length)
         self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.
         self._owns_backend = isinstance(backend, str)

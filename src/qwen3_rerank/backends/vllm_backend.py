@@ -11,19 +11,29 @@ when the last of them closes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import gc
 import importlib.metadata
+import logging
+import multiprocessing.connection
 import os
 import threading
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tqdm import tqdm
 
 from ..errors import BackendNotInstalledError, EngineError, ModelNotFoundError, NotAQwen3RerankerError
 from .base import ThreadedAsyncMixin
 
 __all__ = ["HF_OVERRIDES", "VLLMBackend", "default_engine_options", "live_engine_count"]
+
+logger = logging.getLogger(__name__)
 
 HF_OVERRIDES: dict[str, Any] = {
     "architectures": ["Qwen3ForSequenceClassification"],
@@ -108,7 +118,7 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
             )
     try:
         return LLM(model=model, runner="pooling", hf_overrides=dict(HF_OVERRIDES), **options)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the engine process failed to start
         message = str(exc)
         if "architecture" in message.lower() or "qwen3" in message.lower():
             raise NotAQwen3RerankerError(
@@ -183,6 +193,8 @@ class VLLMBackend(ThreadedAsyncMixin):
         self.engine_options: dict[str, Any] = options
         self._shared: _SharedEngine | None = _acquire(model, options)
         self.max_prompt_tokens: int | None = self._shared.max_model_len
+        #: after an out-of-memory error, the largest batch that is known to fit
+        self._oom_cap: int | None = None
 
     @property
     def llm(self) -> Any:
@@ -191,7 +203,38 @@ class VLLMBackend(ThreadedAsyncMixin):
             raise EngineError("This reranker is closed; create a new one.")
         return self._shared.llm
 
+    # -- scoring ------------------------------------------------------------------------------------
+    #
+    # Failure handling, all under the shared engine's lock:
+    # - cancellation (async): a thread cannot be stopped, so ``asyncio.to_thread`` alone would leave the
+    #   engine scoring a batch nobody waits for, holding the lock. Instead the worker watches a flag: while
+    #   waiting for the lock, and after every engine step through the progress hook ``LLM.classify`` calls
+    #   (``_CancelWatch``). Raising there makes vLLM abort the requests it added; the cancelled coroutine
+    #   waits for that (at most one engine step), so when it returns the engine holds none of its requests.
+    # - an interrupt (Ctrl-C) or any other escape from ``classify`` can leave requests in the engine, and
+    #   ``classify`` would hand their results to the next caller; they are aborted first (``_discard_unfinished``).
+    # - out of memory: the batch is split in halves and retried down to single prompts; later calls of this
+    #   backend start from the smallest size the split reached, instead of running out of memory again.
+    # - the engine process dies: one EngineError; the next call restarts the engine (same model and
+    #   options) for every reranker sharing it, so the object stays usable.
+
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        return self._score(prompts, None)
+
+    async def ascore_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        if not prompts:
+            return []
+        cancel = threading.Event()
+        worker = asyncio.ensure_future(asyncio.to_thread(self._score, prompts, cancel))
+        try:
+            return await asyncio.shield(worker)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await worker
+            raise
+
+    def _score(self, prompts: Sequence[Sequence[int]], cancel: threading.Event | None) -> list[float]:
         if not prompts:
             return []
         from vllm.inputs import TokensPrompt
@@ -199,16 +242,208 @@ class VLLMBackend(ThreadedAsyncMixin):
         shared = self._shared
         if shared is None:
             raise EngineError("This reranker is closed; create a new one.")
-        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-        with shared.lock:
-            if shared.llm is None:
-                raise EngineError("The vLLM engine was shut down; create a new reranker.")
-            outputs = shared.llm.classify(requests, use_tqdm=False)
-        if len(outputs) != len(prompts):
-            raise EngineError(f"vLLM returned {len(outputs)} results for {len(prompts)} prompts")
-        return [float(out.outputs.probs[0]) for out in outputs]
+        # Identical prompts are scored once: vLLM's float32 result moves by up to ~1e-6 with batch
+        # composition, chunked prefill and prefix-cache hits, so two copies scored apart could differ
+        # and be ordered by that noise.
+        slot_of: dict[tuple[int, ...], int] = {}
+        slots = [slot_of.setdefault(tuple(p), len(slot_of)) for p in prompts]
+        requests: list[Any] = [None] * len(slot_of)
+        for prompt, slot in zip(prompts, slots, strict=True):
+            if requests[slot] is None:
+                requests[slot] = TokensPrompt(prompt_token_ids=list(prompt))
+        _lock_unless_cancelled(shared.lock, cancel)
+        try:
+            llm = self._live_llm(shared)
+            _discard_unfinished(llm)
+            try:
+                scores: list[float] = []
+                step = self._oom_cap or len(requests)
+                for start in range(0, len(requests), step):
+                    scores += self._classify_splitting(llm, requests[start : start + step], cancel)
+            except BaseException:
+                _discard_unfinished(llm)
+                raise
+        finally:
+            shared.lock.release()
+        if len(scores) != len(requests):
+            raise EngineError(f"vLLM returned {len(scores)} results for {len(requests)} prompts")
+        return [scores[slot] for slot in slots]
+
+    def _live_llm(self, shared: _SharedEngine) -> Any:
+        """The shared engine, restarted first if its process died (the caller holds ``shared.lock``)."""
+        llm = shared.llm
+        if llm is None:
+            raise EngineError("The vLLM engine was shut down; create a new reranker.")
+        if not _engine_is_dead(llm):
+            _watch_for_engine_death(llm)
+            return llm
+        logger.warning("qwen3-rerank: the vLLM engine for %r had died; restarting it", shared.key[0])
+        with contextlib.suppress(Exception):
+            llm.llm_engine.engine_core.shutdown()
+        new = _start_engine(shared.key[0], self.engine_options)
+        shared.llm = new
+        del llm
+        gc.collect()
+        _watch_for_engine_death(new)
+        return new
+
+    def _classify_splitting(self, llm: Any, requests: list[Any], cancel: threading.Event | None) -> list[float]:
+        try:
+            return _classify(llm, requests, cancel)
+        except _Cancelled:
+            raise asyncio.CancelledError from None
+        except EngineError:
+            raise
+        except Exception as exc:
+            if _engine_is_dead(llm) or _is_engine_dead_error(exc):
+                raise EngineError(
+                    f"The vLLM engine process died while scoring {len(requests)} prompts ({type(exc).__name__}: "
+                    f"{_first_line(exc)}); none of them was scored. The engine restarts on the next call; if it "
+                    "keeps dying, its log above says why (often out of memory: lower max_length, batch_size or "
+                    "engine_options max_num_batched_tokens)."
+                ) from exc
+            if not _is_out_of_memory(exc):
+                raise EngineError(f"vLLM failed to score {len(requests)} prompts: {type(exc).__name__}: "
+                                  f"{_first_line(exc)}") from exc
+            if len(requests) == 1:
+                raise EngineError(
+                    f"Out of memory scoring a single prompt of {len(requests[0]['prompt_token_ids'])} tokens. "
+                    "Lower max_length, or give vLLM more memory (engine_options gpu_memory_utilization, a smaller "
+                    "max_num_batched_tokens)."
+                ) from exc
+            _discard_unfinished(llm)
+            half = (len(requests) + 1) // 2
+            self._oom_cap = min(self._oom_cap or half, half)
+            logger.warning("qwen3-rerank: out of memory scoring %d prompts; retrying in batches of %d",
+                           len(requests), half)
+            return self._classify_splitting(llm, requests[:half], cancel) + self._classify_splitting(
+                llm, requests[half:], cancel
+            )
 
     def close(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
             _release(shared)
+
+
+class _Cancelled(Exception):
+    """Raised inside ``LLM.classify`` (an Exception, so vLLM aborts the requests it added)."""
+
+
+class _CancelWatch(tqdm):
+    """A silent progress bar for ``LLM.classify(use_tqdm=...)``: vLLM updates it after each engine step,
+    which is the moment to stop scoring a batch whose caller has gone."""
+
+    def __init__(self, *args: Any, cancel: threading.Event, **kwargs: Any) -> None:
+        self._cancel = cancel
+        super().__init__(*args, **{**kwargs, "disable": True})
+
+    def update(self, n: float | None = 1) -> bool | None:
+        if self._cancel.is_set():
+            raise _Cancelled
+        return super().update(n)
+
+
+def _lock_unless_cancelled(lock: threading.Lock, cancel: threading.Event | None) -> None:
+    if cancel is None:
+        lock.acquire()
+        return
+    while not lock.acquire(timeout=0.05):
+        if cancel.is_set():
+            raise asyncio.CancelledError
+    if cancel.is_set():
+        lock.release()
+        raise asyncio.CancelledError
+
+
+def _classify(llm: Any, requests: list[Any], cancel: threading.Event | None) -> list[float]:
+    progress: Any = False if cancel is None else functools.partial(_CancelWatch, cancel=cancel)
+    outputs = llm.classify(requests, use_tqdm=progress)
+    if len(outputs) != len(requests):
+        raise EngineError(f"vLLM returned {len(outputs)} results for {len(requests)} prompts")
+    return [float(out.outputs.probs[0]) for out in outputs]
+
+
+def _discard_unfinished(llm: Any) -> None:
+    """Abort requests an interrupted call left in the engine, so they never reach another caller.
+
+    The caller holds the engine's lock, so every unfinished request is a leftover. vLLM has no public
+    "abort all"; the output processor's table of live requests gives their ids, and draining them is
+    the fallback if that ever moves.
+    """
+    with contextlib.suppress(Exception):
+        engine = llm.llm_engine
+        if not engine.get_num_unfinished_requests():
+            return
+        states = getattr(getattr(engine, "output_processor", None), "request_states", None)
+        if isinstance(states, dict) and states:
+            engine.abort_request(list(states), internal=True)
+        if engine.get_num_unfinished_requests():
+            llm.wait_for_completion(use_tqdm=False)
+
+
+_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
+_WATCHED_LOCK = threading.Lock()
+
+
+def _watch_for_engine_death(llm: Any) -> None:
+    """Wake a caller blocked on an engine whose process died.
+
+    vLLM's synchronous client notices the death (its monitor marks the engine dead and shuts the output
+    thread down) but queues nothing for a caller already waiting in ``LLM.classify``: that caller would
+    wait forever, holding the engine lock. One idle thread per engine waits for the engine processes to
+    exit and then queues the EngineDeadError that vLLM raises in every other case.
+    """
+    with _WATCHED_LOCK:
+        if llm in _WATCHED:
+            return
+        _WATCHED.add(llm)
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        client = llm.llm_engine.engine_core
+        sentinels = [process.sentinel for process in client.resources.engine_manager.processes]
+        outputs, resources = client.outputs_queue, client.resources
+    except (AttributeError, ImportError, TypeError):  # an in-process engine core, or vLLM moved things
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait(sentinels)
+        # Let vLLM's own monitor mark the engine dead and clean up first; it skips that if we mark it.
+        deadline = time.monotonic() + 10
+        while not resources.engine_dead and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resources.engine_dead = True
+        outputs.put_nowait(EngineDeadError(suppress_context=True))
+
+    threading.Thread(target=watch, name="qwen3-rerank-engine-watch", daemon=True).start()
+
+
+def _engine_is_dead(llm: Any) -> bool:
+    resources = getattr(getattr(getattr(llm, "llm_engine", None), "engine_core", None), "resources", None)
+    return bool(getattr(resources, "engine_dead", False))
+
+
+def _is_engine_dead_error(exc: BaseException) -> bool:
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+    except ImportError:  # pragma: no cover - moved in some vLLM version
+        return False
+    return isinstance(exc, EngineDeadError)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
+    # Older torch and some vLLM paths report it as a RuntimeError with this text.
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
