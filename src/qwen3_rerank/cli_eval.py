@@ -49,6 +49,9 @@ def add_parser(sub: Any) -> None:
     add_model_arguments(parser)
     # None means "not given", so the task table can choose; an explicit --instruction always wins.
     parser.set_defaults(run=run, instruction=None)
+    for action in parser._actions:
+        if action.dest == "instruction":
+            action.help = "task instruction (default: the task's built-in one, else web search)"
 
 
 def _print_table(report: Any, out: IO[str]) -> None:
