@@ -9,6 +9,7 @@ from .errors import (
     NotAQwen3RerankerError,
     PromptTooLongError,
     Qwen3RerankError,
+    ServerError,
 )
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, PromptBuilder, canonical_prompt
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
@@ -31,6 +32,7 @@ __all__ = [
     "Qwen3RerankError",
     "RankedDocument",
     "Reranker",
+    "ServerError",
     "YES_TOKEN_ID",
     "__version__",
     "canonical_prompt",
