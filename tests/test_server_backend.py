@@ -8,6 +8,7 @@ complete, correctly mapped scores or in one clear ServerError, never in a shifte
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 import warnings
@@ -17,13 +18,28 @@ import pytest
 pytest.importorskip("httpx")
 pytest.importorskip("tenacity")
 
-from server_fixtures import FaultProxy, free_port, random_faults, start_vllm_server, vllm_server_fixture  # noqa: F401
+from server_fixtures import (  # noqa: F401
+    FaultProxy,
+    free_port,
+    random_faults,
+    start_vllm_server,
+    vllm_server_fixture,
+    vllm_server_launch_fixture,
+)
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, Reranker
 from qwen3_rerank.backends.server_backend import ServerBackend, chat_template
-from qwen3_rerank.errors import ServerError
+from qwen3_rerank.errors import EngineError, ServerError
 
 pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _boot_server_early(request: pytest.FixtureRequest) -> None:
+    """The shared server boots while the in-process engine starts, if a selected test here uses it."""
+    selected = (item for item in request.session.items if item.module is request.module)
+    if any("vllm_server" in getattr(item, "fixturenames", ()) for item in selected):
+        request.getfixturevalue("vllm_server_launch")
 
 TOL = 1e-5
 QUERY = "Which animals purr when they are content?"
@@ -330,6 +346,38 @@ def test_closed_backend_says_so(vllm_server) -> None:
     backend.close()
     with pytest.raises(Exception, match="closed"):
         backend.score_prompts([[1, 2, 3]])
+
+
+def test_closing_while_scoring_ends_the_callers_with_an_error(vllm_server, prompts) -> None:
+    proxy = FaultProxy(vllm_server.url, delay=0.2)
+    backend = ServerBackend(proxy.url, api_key=vllm_server.api_key, batch_size=1, max_concurrency=1)
+    errors: list[Exception] = []
+
+    def score() -> None:
+        try:
+            backend.score_prompts(prompts)
+        except EngineError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=score)
+    try:
+        thread.start()
+        time.sleep(0.5)
+        backend.close()
+        thread.join(timeout=15)
+        assert not thread.is_alive()
+        assert len(errors) == 1 and "closed while scoring" in str(errors[0])
+    finally:
+        proxy.close()
+
+
+def test_an_unclosed_backend_stops_its_thread_when_collected(vllm_server) -> None:
+    backend = ServerBackend(vllm_server.url, api_key=vllm_server.api_key)
+    thread = backend._loop.thread
+    del backend
+    gc.collect()
+    thread.join(timeout=15)
+    assert not thread.is_alive()
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import math
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -130,21 +131,42 @@ class _ServerState:
 
 
 class _LoopThread:
-    """A private event loop in a daemon thread; coroutines are submitted to it from any thread or loop."""
+    """A private event loop in a daemon thread; coroutines are submitted to it from any thread or loop.
+
+    It holds no reference to its backend, so a backend that is garbage-collected unclosed can still
+    stop it (through ``weakref.finalize``).
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.client: httpx.AsyncClient | None = None
         self.thread = threading.Thread(target=self.loop.run_forever, name="qwen3-rerank-http", daemon=True)
         self.thread.start()
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
+        """Cancel what is in flight (its callers get an error, not a hang), close the pool, stop the loop."""
+        if self.loop.is_closed():
+            return
+        if threading.current_thread() is not self.thread:
+            with contextlib.suppress(Exception):
+                self.submit(self._cancel_all()).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout=10)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+    async def _cancel_all(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.client is not None:
+            await self.client.aclose()
 
 
 class ServerBackend:
@@ -221,6 +243,7 @@ class ServerBackend:
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: _LoopThread | None = _LoopThread()
+        self._finalizer = weakref.finalize(self, self._loop.shutdown)
         try:
             self._run(self._start())
             self.max_prompt_tokens: int | None = self._run(self._probe()) if check else None
@@ -265,7 +288,14 @@ class ServerBackend:
         if loop is None:
             coro.close()
             raise EngineError("This server backend is closed; create a new one.")
-        return loop.submit(coro).result()
+        future = loop.submit(coro)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise EngineError("This server backend was closed while scoring; create a new one.") from None
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the requests as well
+            raise
 
     async def _start(self) -> None:
         import httpx
@@ -275,6 +305,8 @@ class ServerBackend:
             timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
             limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
         )
+        assert self._loop is not None
+        self._loop.client = self._client
         self._semaphore = asyncio.Semaphore(self.max_concurrency)
 
     def _pick(self, tried: set[str], only: str | None) -> str:
@@ -544,19 +576,18 @@ class ServerBackend:
         if loop is None:
             raise EngineError("This server backend is closed; create a new one.")
         jobs = self._plan(prompts)
-        return await asyncio.wrap_future(loop.submit(self._run_jobs(jobs, len(prompts))))
+        try:
+            return await asyncio.wrap_future(loop.submit(self._run_jobs(jobs, len(prompts))))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our caller was cancelled
+            raise EngineError("This server backend was closed while scoring; create a new one.") from None
 
     def close(self) -> None:
-        """Close the connections and stop the private loop. Idempotent."""
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        client, self._client = self._client, None
-        if client is not None:
-            # Best effort: the sockets die with the loop anyway.
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop.loop).result(timeout=10)
-        loop.stop()
+        """Cancel requests in flight, close the connections and stop the private loop. Idempotent."""
+        self._loop = None
+        self._finalizer()
 
     def __enter__(self) -> ServerBackend:
         return self
