@@ -198,6 +198,15 @@ def test_cli_prints_the_summary(local_ray, tiny_model_dir, tmp_path) -> None:
     assert pq.read_table(tmp_path / "out.parquet").column_names == ["query_id", "doc_id", "score", "rank"]
 
 
+def test_actors_that_cannot_start_give_one_clear_error(local_ray, tmp_path) -> None:
+    from qwen3_rerank import EngineError
+
+    source = write_jsonl(make_pairs(queries=2, docs=5), tmp_path / "pairs.jsonl")
+    with pytest.raises(EngineError, match="Ray execution failed: ModelNotFoundError: Cannot load the tokenizer"):
+        job(source, tmp_path / "out.parquet", tmp_path / "no-such-model", num_actors=1)
+    assert not (tmp_path / "out.parquet").exists()
+
+
 # -- input checks (no Ray needed) --------------------------------------------------------------------
 
 

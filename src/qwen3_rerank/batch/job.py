@@ -287,8 +287,13 @@ def _write_output(
 
 
 def _first_line(exc: BaseException) -> str:
-    cause: BaseException = exc
-    while getattr(cause, "cause", None) is not None:  # RayTaskError keeps the user's exception here
-        cause = cause.cause  # type: ignore[attr-defined]
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0] if text else ''}"
+    """The user's error inside a Ray failure: the last ``SomeError: message`` line of its report."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.findall(r"^([\w.]*(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
+    if found:
+        name, message = found[-1]
+        return f"{name.rsplit('.', 1)[-1]}: {message}"
+    lines = text.strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
