@@ -229,6 +229,17 @@ def test_bad_input_is_refused_with_the_reason(tmp_path) -> None:
         read_pairs(tmp_path / "f.jsonl")
 
 
+def test_bad_job_options_fail_before_any_work(tmp_path) -> None:
+    source = write_jsonl(make_pairs(queries=1, docs=2), tmp_path / "p.jsonl")
+    with pytest.raises(ValueError, match="num_actors must be a positive int"):
+        run_batch_job(source, tmp_path / "o.parquet", model="m", num_actors=0)
+    with pytest.raises(ValueError, match="shard_size must be a positive int"):
+        run_batch_job(source, tmp_path / "o.parquet", model="m", shard_size=0)
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        run_batch_job(source, tmp_path / "o.txt", model="m")
+    assert not (tmp_path / "o.parquet.parts").exists()
+
+
 def test_work_dir_of_other_settings_is_refused(tmp_path) -> None:
     from qwen3_rerank.batch.shards import WorkDir
 

@@ -117,6 +117,8 @@ def run_batch_job(
 
     Returns a :class:`BatchSummary`; ``output`` is None when shards failed (their errors are listed).
     """
+    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors <= 0):
+        raise ValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
     pa = import_pyarrow()
     started = time.perf_counter()
     output_path = Path(output_path)
@@ -190,8 +192,7 @@ def _score_shards(
         if num_actors is None:
             gpus = ray.cluster_resources().get("GPU", 0)
             num_actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
-        if isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors <= 0:
-            raise ValueError(f"num_actors must be a positive int, got {num_actors!r}")
+        num_actors = min(num_actors, len(pending))  # an actor without a shard would only load a model
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress
         by_id = {s.id: s for s in pending}
