@@ -1,7 +1,7 @@
 """Many callers on one engine (and one server client): serial scores, clean cancellation, no deadlock.
 
-Scores are compared with ``abs=1e-6``, not bitwise: vLLM's float32 result for one prompt moves by up to
-~1e-6 with prefix-cache hits and batch composition (measured in docs/reliability.md). Nearly all documents of a
+Scores are compared with ``abs=1e-6``, not bitwise: vLLM's float32 result for one prompt can move by
+~1e-7 to 1e-6 with prefix-cache hits and batch composition (measured in docs/reliability.md). Nearly all documents of a
 set score more than 2e-6 apart, so a score handed to the wrong document or caller still fails.
 """
 

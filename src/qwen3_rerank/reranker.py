@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -96,9 +97,14 @@ class Reranker:
         self.model = model
         self.batch_size = batch_size
         self.show_progress = show_progress
-        # The tokenizer loads in well under a second, so a wrong model fails before an engine starts.
+        # The checkpoint check takes milliseconds and the tokenizer well under a second, so a wrong model
+        # fails before an engine starts. A local directory is checked first: the tokenizer loader would
+        # report a broken one as "not found".
+        local_dir = backend in ("vllm", "transformers") and os.path.isdir(os.path.expanduser(model))
+        if local_dir:
+            check_model_checkpoint(model, max_length)
         self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
-        if backend in ("vllm", "transformers"):
+        if backend in ("vllm", "transformers") and not local_dir:
             check_model_checkpoint(model, max_length)
         self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,17 @@ Query = str | tuple[str, str]
 
 def check_text(value: Any, what: str) -> str:
     if isinstance(value, str):
+        # A lone surrogate (e.g. from bytes decoded with errors="surrogateescape") is not text a tokenizer
+        # can encode; it would fail deep inside `tokenizers` with an unrelated-looking TypeError.
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"{what} holds a lone surrogate {value[exc.start]!r} at index {exc.start}, which is not valid "
+                    "Unicode text. Decode the source with errors='replace' (or re-encode it with "
+                    "errors='surrogateescape' and decode it properly) before reranking."
+                ) from None
         return value
     hint = " Decode bytes first, e.g. value.decode('utf-8')." if isinstance(value, bytes | bytearray) else ""
     raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r:.80}.{hint}")
@@ -76,8 +88,10 @@ def check_query(query: Any, instruction: Any, default_instruction: str) -> tuple
 def check_top_n(top_n: Any) -> int | None:
     if top_n is None:
         return None
-    if isinstance(top_n, bool) or not isinstance(top_n, int):
+    # numbers.Integral admits numpy integers too; bool is an int but never a count.
+    if isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral):
         raise TypeError(f"top_n must be an int or None, got {type(top_n).__name__}: {top_n!r}")
+    top_n = int(top_n)
     if top_n <= 0:
         raise ValueError(f"top_n must be >= 1 (or None for all documents), got {top_n}")
     return top_n
@@ -86,8 +100,9 @@ def check_top_n(top_n: Any) -> int | None:
 def check_threshold(threshold: Any) -> float | None:
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise TypeError(f"threshold must be a number in [0, 1] or None, got {type(threshold).__name__}")
+    threshold = float(threshold)
     if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1] (scores are probabilities), got {threshold}")
     return float(threshold)
