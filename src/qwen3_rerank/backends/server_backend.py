@@ -24,7 +24,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendNotInstalledError, EngineError, ServerError
@@ -127,7 +127,6 @@ class _Job:
 class _ServerState:
     in_flight: int = 0
     down_until: float = 0.0
-    failures: int = field(default=0)
 
 
 class _LoopThread:
@@ -332,11 +331,7 @@ class ServerBackend:
         with self._lock:
             state = self._servers[url]
             state.in_flight -= 1
-            if failed:
-                state.failures += 1
-                state.down_until = time.monotonic() + _DOWN_SECONDS
-            else:
-                state.failures, state.down_until = 0, 0.0
+            state.down_until = time.monotonic() + _DOWN_SECONDS if failed else 0.0
 
     async def _attempts(self, what: str, send: Any, only: str | None = None) -> Any:
         """Run ``send(url)`` with retries (on other servers first) and backoff; one ServerError when all fail."""
