@@ -12,8 +12,8 @@ def test_all_is_pinned() -> None:
     assert sorted(qwen3_rerank.__all__) == sorted([
         "BackendNotInstalledError", "DEFAULT_INSTRUCTION", "DEFAULT_MAX_LENGTH", "DEFAULT_MODEL", "EngineError",
         "ModelNotFoundError", "NO_TOKEN_ID", "NotAQwen3RerankerError", "PromptBuilder", "PromptTooLongError",
-        "Qwen3RerankError", "RankedDocument", "Reranker", "ServerError", "YES_TOKEN_ID", "__version__", "canonical_prompt",
-        "relevance_from_logits",
+        "Qwen3RerankError", "RankedDocument", "Reranker", "ServerError", "YES_TOKEN_ID", "__version__",
+        "canonical_prompt", "relevance_from_logits",
     ])
     for name in qwen3_rerank.__all__:
         assert hasattr(qwen3_rerank, name)
