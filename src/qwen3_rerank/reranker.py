@@ -62,7 +62,8 @@ class Reranker:
 
     Args:
         model: a Hub name (``Qwen/Qwen3-Reranker-0.6B``, ``-4B``, ``-8B``) or a local directory.
-        backend: ``"vllm"`` (default, in-process), ``"transformers"`` (reference, no vLLM needed), or a
+        backend: ``"vllm"`` (default, in-process), ``"transformers"`` (reference, no vLLM needed),
+            ``"server"`` (running vLLM servers; ``engine_options={"base_urls": [...]}``), or a
             :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers;
             closing the reranker leaves such an object open).
         instruction: the task instruction used when a call gives none.
