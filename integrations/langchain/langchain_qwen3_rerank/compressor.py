@@ -14,9 +14,8 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank.adapter_support import chosen_model
 from qwen3_rerank.validation import check_threshold, check_top_n
-
-from ._reranker import chosen_model
 
 __all__ = ["RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
 

@@ -13,8 +13,7 @@ from typing import Any
 from langchain_core.cross_encoders import BaseCrossEncoder
 
 from qwen3_rerank import Reranker
-
-from ._reranker import chosen_model
+from qwen3_rerank.adapter_support import chosen_model
 
 __all__ = ["Qwen3CrossEncoder"]
 

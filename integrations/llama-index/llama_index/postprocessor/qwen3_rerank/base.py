@@ -19,6 +19,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
 from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank.adapter_support import chosen_model
 from qwen3_rerank.validation import check_threshold, check_top_n
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
@@ -75,20 +76,9 @@ class Qwen3Rerank(BaseNodePostprocessor):
         callback_manager: CallbackManager | None = None,
         **reranker_options: Any,
     ) -> None:
-        if reranker is not None:
-            if not isinstance(reranker, Reranker):
-                raise TypeError(f"reranker must be a qwen3_rerank.Reranker, got {type(reranker).__name__}")
-            if reranker_options:
-                raise ValueError(
-                    f"{sorted(reranker_options)} configure a new Reranker; they cannot apply to the reranker "
-                    "you passed. Set them when you create that Reranker, or pass model=... instead."
-                )
-            if model is not None and model != reranker.model:
-                raise ValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
-            model = reranker.model
         # Field validation runs here, before any engine starts.
         super().__init__(
-            model=DEFAULT_MODEL if model is None else model,
+            model=chosen_model(model, reranker, reranker_options),
             top_n=top_n,
             score_threshold=score_threshold,
             keep_retrieval_score=keep_retrieval_score,

@@ -1,13 +1,19 @@
-"""What the compressor and the cross-encoder share: which model they use, and with what reranker."""
+"""What every framework adapter shares: which model it uses, and whether it makes its own reranker.
+
+Kept in the core so the LlamaIndex and LangChain distributions agree on one rule.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from qwen3_rerank import DEFAULT_MODEL, Reranker
+from .reranker import DEFAULT_MODEL, Reranker
+
+__all__ = ["chosen_model"]
 
 
-def chosen_model(model: str | None, reranker: Reranker | None, options: dict[str, Any]) -> str:
+def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[str, Any]) -> str:
     """The model an adapter uses, after checking that ``model``, ``reranker`` and ``options`` agree.
 
     A passed-in reranker is used as is (so several adapters share one engine): options for a new
