@@ -97,6 +97,10 @@ def _engine_key(model: str, options: Mapping[str, Any]) -> tuple[str, str]:
     return (model, repr(sorted(options.items())))
 
 
+def _drop_chat_template_warning(record: logging.LogRecord) -> bool:
+    return "chat-template" not in record.getMessage()
+
+
 def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
     if _is_cpu_build():
         # Without this vLLM CPU reserves ~16 GB of KV cache up front, far more than scoring needs.
@@ -116,6 +120,9 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
                 f"Model {model!r} is not a local directory and HF_HUB_OFFLINE=1 forbids downloading it. "
                 "Pass the path of a local Qwen3-Reranker directory, or unset HF_HUB_OFFLINE."
             )
+    # vLLM warns that an original Qwen3 reranker runs "without a --chat-template": that is about its own
+    # text scoring API. We send complete prompts as token ids, so the warning would only mislead.
+    logging.getLogger("vllm.entrypoints.pooling.scoring.io_processor").addFilter(_drop_chat_template_warning)
     try:
         return LLM(model=model, runner="pooling", hf_overrides=dict(HF_OVERRIDES), **options)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the engine process failed to start
