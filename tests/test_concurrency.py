@@ -86,22 +86,39 @@ async def one_acall(reranker: Reranker, k: int, how: int) -> list[float]:
     return out
 
 
+class InFlight:
+    """Counts callers inside a call at the same moment; ``peak`` is the most there ever were."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = self.done = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.now -= 1
+            self.done += 1
+
+
 def test_many_threads_get_the_serial_scores(vllm_reranker, serial) -> None:
     barrier = threading.Barrier(THREADS)
     mismatches: list[tuple[int, int]] = []
     errors: list[BaseException] = []
-    done = [0]
-    lock = threading.Lock()
+    in_flight = InFlight()
 
     def client(t: int) -> None:
         try:
             barrier.wait()
             for c in range(CALLS_PER_THREAD):
                 k = (t * 7 + c * 5) % len(SETS)
-                if not close(one_call(vllm_reranker, k, (t + c) % 3), serial[k]):
+                with in_flight:
+                    got = one_call(vllm_reranker, k, (t + c) % 3)
+                if not close(got, serial[k]):
                     mismatches.append((t, k))
-                with lock:
-                    done[0] += 1
         except BaseException as exc:
             errors.append(exc)
 
@@ -112,13 +129,23 @@ def test_many_threads_get_the_serial_scores(vllm_reranker, serial) -> None:
         thread.join(timeout=300)
     assert not any(thread.is_alive() for thread in threads), "deadlock"
     assert not errors and not mismatches
-    assert done[0] == THREADS * CALLS_PER_THREAD
+    assert in_flight.done == THREADS * CALLS_PER_THREAD
+    assert in_flight.peak >= THREADS // 2  # they really were waiting on the engine together
+    print(f"FIGURE threads: {THREADS} threads x {CALLS_PER_THREAD} calls, peak {in_flight.peak} callers in flight")
 
 
 async def test_many_asyncio_tasks_get_the_serial_scores(vllm_reranker, serial) -> None:
     ks = [(i * 5) % len(SETS) for i in range(TASKS)]
-    results = await asyncio.gather(*(one_acall(vllm_reranker, k, i % 3) for i, k in enumerate(ks)))
+    in_flight = InFlight()
+
+    async def counted(k: int, how: int) -> list[float]:
+        with in_flight:
+            return await one_acall(vllm_reranker, k, how)
+
+    results = await asyncio.gather(*(counted(k, i % 3) for i, k in enumerate(ks)))
     assert all(close(got, serial[k]) for got, k in zip(results, ks, strict=True))
+    assert in_flight.peak == TASKS  # every task was in flight before the first finished
+    print(f"FIGURE tasks: {TASKS} asyncio tasks, peak {in_flight.peak} in flight")
 
 
 async def test_threads_and_tasks_at_once(vllm_reranker, serial) -> None:
@@ -174,6 +201,7 @@ async def test_a_cancelled_call_leaves_nothing_running(vllm_reranker, serial, bi
     assert engine.get_num_unfinished_requests() == 0 and not engine.has_unfinished_requests()
     # ... and it stopped within an engine step or so, not after the whole batch.
     assert stopped_after < big_call_seconds / 3, (stopped_after, big_call_seconds)
+    print(f"FIGURE cancel: stopped {stopped_after:.3f} s after cancel; the whole batch takes {big_call_seconds:.2f} s")
     assert close(await vllm_reranker.ascore(*SETS[0]), serial[0])
 
 

@@ -231,8 +231,11 @@ def test_engine_killed_mid_call_gives_one_clear_error_then_restarts(own_engine, 
         assert time.monotonic() < deadline
         time.sleep(0.005)
     os.kill(core.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
     worker.join(timeout=120)
+    # Regression: vLLM's sync client left this caller blocked forever (and the engine lock held).
     assert not worker.is_alive()
+    woken_after = time.monotonic() - killed_at
     (error,) = outcome
     assert isinstance(error, EngineError), error
     assert "engine process died while scoring" in str(error)
@@ -240,7 +243,10 @@ def test_engine_killed_mid_call_gives_one_clear_error_then_restarts(own_engine, 
     assert _wait_gone(family) == []  # the engine's worker processes went with it: no orphans
 
     # the same object keeps working: the next call restarts the engine
+    started = time.monotonic()
     after = own_engine.score(QUERY, DOCS)
+    print(f"FIGURE engine death: caller woken {woken_after:.2f} s after the kill; "
+          f"next call restarted the engine and scored in {time.monotonic() - started:.1f} s")
     assert own_engine.backend.llm is not old_llm
     assert after == pytest.approx(before, abs=1e-6)
     assert after == pytest.approx(reference_reranker.score(QUERY, DOCS), abs=1e-5)

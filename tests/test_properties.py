@@ -7,7 +7,7 @@ max_length prompt costs seconds on CPU with transformers).
 
 CI runs a few dozen cases per property (``derandomize``: the same cases every run). The long run:
 ``HYPOTHESIS_PROFILE=long pytest tests/test_properties*.py tests/test_fuzz*.py -p no:cacheprovider
---hypothesis-show-statistics`` runs 50x more, with fresh random cases.
+--hypothesis-show-statistics`` runs 50x more (``HYPOTHESIS_LONG_FACTOR=N`` for N x), with fresh random cases.
 
 Across two calls vLLM may move the score of a long prompt by about 1e-6 (prefix-cache hits and chunked
 prefill change float32 rounding; 1.2e-6 measured on a max_length prompt), so cross-call comparisons use
@@ -31,12 +31,14 @@ from hypothesis import strategies as st
 from qwen3_rerank import RankedDocument, Reranker
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+#: how many times the CI case count the long run makes (``HYPOTHESIS_LONG_FACTOR``, default 50)
+LONG_FACTOR = int(os.environ.get("HYPOTHESIS_LONG_FACTOR", "50"))
 TOL = 1e-5
 
 
 def examples(ci: int) -> int:
-    """Cases per property: ``ci`` in CI, 50x that in the long run."""
-    return ci * 50 if LONG else ci
+    """Cases per property: ``ci`` in CI, ``LONG_FACTOR`` times that in the long run."""
+    return ci * LONG_FACTOR if LONG else ci
 
 
 def prop_settings(ci: int) -> settings:
