@@ -200,7 +200,7 @@ class VLLMBackend(ThreadedAsyncMixin):
         self.engine_options: dict[str, Any] = options
         self._shared: _SharedEngine | None = _acquire(model, options)
         self.max_prompt_tokens: int | None = self._shared.max_model_len
-        #: after an out-of-memory error, the largest batch that is known to fit
+        #: after an out-of-memory error, the batch size its split came down to (later calls start there)
         self._oom_cap: int | None = None
 
     @property
