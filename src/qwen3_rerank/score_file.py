@@ -89,6 +89,23 @@ class _Chunk:
     rows: Any  # the format's own representation, written back with the scores
 
 
+def _in_chunks(numbered: Iterator[tuple[int, tuple[Any, str], Any]], chunk_size: int) -> Iterator[_Chunk]:
+    """(row number, pair, row) triples -> chunks of ``chunk_size`` rows (the last may be shorter)."""
+    pairs: list[tuple[Any, str]] = []
+    rows: list[Any] = []
+    first = 0
+    for number, pair, row in numbered:
+        if not rows:
+            first = number
+        pairs.append(pair)
+        rows.append(row)
+        if len(rows) == chunk_size:
+            yield _Chunk(first, pairs, rows)
+            pairs, rows = [], []
+    if rows:
+        yield _Chunk(first, pairs, rows)
+
+
 # -- JSON Lines ---------------------------------------------------------------------------------------
 
 
@@ -134,21 +151,13 @@ class _Jsonl:
 
         def chunks() -> Iterator[_Chunk]:
             with handle:
-                row = skip
-                batch: list[dict[str, Any]] = []
-                pairs: list[tuple[Any, str]] = []
-                for line_no, line in records:
-                    record = self._parse(line_no, line)
-                    row += 1
-                    pairs.append(
-                        _pair(*self.key(record), record.get(self.cols.instruction), row, self.cols)
-                    )
-                    batch.append(record)
-                    if len(batch) == chunk_size:
-                        yield _Chunk(row - len(batch) + 1, pairs, batch)
-                        batch, pairs = [], []
-                if batch:
-                    yield _Chunk(row - len(batch) + 1, pairs, batch)
+
+                def numbered() -> Iterator[tuple[int, tuple[Any, str], dict[str, Any]]]:
+                    for row, (line_no, line) in enumerate(records, start=skip + 1):
+                        record = self._parse(line_no, line)
+                        yield row, _pair(*self.key(record), record.get(self.cols.instruction), row, self.cols), record
+
+                yield from _in_chunks(numbered(), chunk_size)
 
         return last_key, chunks()
 
@@ -241,18 +250,11 @@ class _Csv:
 
         def chunks() -> Iterator[_Chunk]:
             with handle:
-                number = skip
-                batch: list[list[str]] = []
-                pairs: list[tuple[Any, str]] = []
-                for row in reader:
-                    number += 1
-                    pairs.append(_pair(*fields(row, number), number, self.cols))
-                    batch.append(row)
-                    if len(batch) == chunk_size:
-                        yield _Chunk(number - len(batch) + 1, pairs, batch)
-                        batch, pairs = [], []
-                if batch:
-                    yield _Chunk(number - len(batch) + 1, pairs, batch)
+                numbered = (
+                    (number, _pair(*fields(row, number), number, self.cols), row)
+                    for number, row in enumerate(reader, start=skip + 1)
+                )
+                yield from _in_chunks(numbered, chunk_size)
 
         return last_key, chunks()
 
