@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["H100_BF16_PEAK", "linear_params", "mfu", "percentile", "max_abs_diff"]
+__all__ = ["H100_BF16_PEAK", "linear_params", "mfu", "percentile", "max_abs_diff", "top_changes"]
 
 #: Measured dense bf16 matrix-product rate of the H100s lent here (8192^3 product, random data).
 H100_BF16_PEAK = 790e12
@@ -49,3 +49,12 @@ def max_abs_diff(a: Sequence[float], b: Sequence[float]) -> float:
     if len(a) != len(b):
         raise ValueError(f"score lists differ in length: {len(a)} vs {len(b)}")
     return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0)
+
+
+def top_changes(a: Sequence[float], b: Sequence[float], group: int) -> float:
+    """Share of queries (consecutive runs of ``group`` scores, query-major) whose best document differs."""
+    if len(a) != len(b) or not a or len(a) % group:
+        raise ValueError(f"need two equal score lists of whole queries of {group}, got {len(a)} and {len(b)}")
+    best = lambda s, q: max(range(q * group, (q + 1) * group), key=lambda i: (s[i], -i))  # noqa: E731
+    queries = len(a) // group
+    return sum(best(a, q) != best(b, q) for q in range(queries)) / queries

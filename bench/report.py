@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import max_abs_diff
+from metrics import max_abs_diff, top_changes
 
 SCORE_KEYS = (("bulk", "scores_rep0"), ("rag", "scores_first3"), ("long", "scores"))
 TARGETS = {"0.6B": {"bulk": 450e3, "rag_p50_ms": 50.0}, "4B": {"bulk": 90e3}}
@@ -111,7 +111,7 @@ def _engine_run_options(run: dict[str, Any]) -> dict[str, Any]:
 
 def variants_table(runs: list[dict[str, Any]], shape: str) -> str:
     """Each run against the run it differs from by one change (``BASELINE``), with the engine's settings."""
-    by_label = {r["label"]: r for r in runs if r.get("shape") == shape and "workloads" in r}
+    by_label = {r["label"]: r for r in runs if r.get("shape") == shape and "workloads" in r and r.get("plan") != "e"}
     lines = [
         "| run | changed vs its baseline | engine settings (batched tokens / seqs / async / prefix cache / quant) "
         "| bulk tokens/s (reps) | bulk vs baseline | RAG p50 (ms) | RAG p50 vs baseline "
@@ -217,6 +217,137 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: plan e (issue 12): label, shape, what the row shows
+PACKED_ROWS = (
+    ("ours_packed", "0.6B", "ours, backend='packed' (torch.compile)"),
+    ("ours_packed-eager", "0.6B", "ours, backend='packed' (eager)"),
+    ("ours_vllm_e", "0.6B", "ours, backend='vllm' (defaults)"),
+    ("vllm_score_e", "0.6B", "vLLM LLM.score + Qwen3 template"),
+    ("ours_packed", "4B", "ours, backend='packed' (torch.compile), 4B"),
+)
+PACKED_TARGETS = {"rag_p50_ms": 50.0, "bulk": 600e3, "bulk_4B": 95e3}
+
+
+def _plan_run(runs: list[dict[str, Any]], label: str, shape: str, plan: str = "e") -> dict[str, Any] | None:
+    found = [r for r in runs if r.get("plan") == plan and r.get("label") == label and r.get("shape") == shape]
+    return next((r for r in found if "workloads" in r), found[0] if found else None)
+
+
+def _scores(run: dict[str, Any] | None, workload: str, key: str) -> list[float] | None:
+    return ((run or {}).get("workloads", {}).get(workload) or {}).get(key)
+
+
+def _compare(a: list[float] | None, b: list[float] | None, group: int) -> str:
+    if not a or not b or len(a) != len(b):
+        return "—"
+    return f"{max_abs_diff(a, b):.2g} / {top_changes(a, b, group) * 100:.1f} %"
+
+
+def packed_tables(runs: list[dict[str, Any]]) -> str:
+    """Plan e side by side: speed, the issue's targets, and how far the scores move (bf16)."""
+    lines = [
+        "| run | engine start (s) | bulk tokens/s | bulk MFU | RAG p50 (ms) | RAG p99 (ms) | long docs tokens/s "
+        "| peak GPU memory (GiB, nvidia-smi) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, shape, title in PACKED_ROWS:
+        run = _plan_run(runs, label, shape)
+        if run is None or "workloads" not in run:
+            why = "not run" if run is None else f"did not run: {(run.get('skipped') or run['errors']['start'])[:120]}"
+            lines.append(f"| {title} | {why} | | | | | | |")
+            continue
+        errors = {k: v for k, v in run.get("errors", {}).items() if k != "close"}
+        long_text = _fmt(_get(run, "long", "tokens_per_s"), 1e3, 0, "k")
+        if "long" in errors:
+            long_text = "OOM" if "out of memory" in errors["long"].lower() else f"error: {errors['long'][:60]}"
+        lines.append(
+            f"| {title} | {_fmt(run.get('start_s'), 1, 0)} | {_fmt(_get(run, 'bulk', 'tokens_per_s'), 1e3, 0, 'k')} "
+            f"| {_fmt(_get(run, 'bulk', 'mfu') * 100, 1, 0, '%')} | {_fmt(_get(run, 'rag', 'p50_ms'))} "
+            f"| {_fmt(_get(run, 'rag', 'p99_ms'))} | {long_text} | {_memory(run)} |"
+        )
+    packed, packed4, vllm = (_plan_run(runs, "ours_packed", "0.6B"), _plan_run(runs, "ours_packed", "4B"),
+                             _plan_run(runs, "ours_vllm_e", "0.6B"))
+    verdict = lambda ok: "—" if ok is None else ("met" if ok else "missed")  # noqa: E731
+    p50, bulk_tps = _get(packed or {}, "rag", "p50_ms"), _get(packed or {}, "bulk", "tokens_per_s")
+    bulk4 = _get(packed4 or {}, "bulk", "tokens_per_s")
+    long_ = (packed or {}).get("workloads", {}).get("long")
+    lines += [
+        "",
+        "| target (packed, H200) | result | |",
+        "|---|---|---|",
+        f"| RAG call 1 x 100 p50 ≤ 50 ms | {_fmt(p50)} ms | {verdict(None if math.isnan(p50) else p50 <= 50)} |",
+        f"| 0.6B bulk ≥ 600k tokens/s | {_fmt(bulk_tps, 1e3, 0, 'k')} "
+        f"| {verdict(None if math.isnan(bulk_tps) else bulk_tps >= 600e3)} |",
+        f"| 4B bulk ≥ 95k tokens/s | {_fmt(bulk4, 1e3, 1, 'k')} "
+        f"| {verdict(None if math.isnan(bulk4) else bulk4 >= 95e3)} |",
+        f"| long documents 8k x 100, no OOM | "
+        f"{'up to ' + str(long_['max_prompt_tokens']) + ' tokens x ' + str(long_['pairs']) if long_ else '—'} "
+        f"| {verdict(bool(long_) if packed else None)} |",
+    ]
+    exact = _scores(packed, "exactness", "scores") and (packed or {})["workloads"]["exactness"]
+    group = exact["docs_per_query"] if exact else 32
+    rag_group = ((packed or {}).get("workloads", {}).get("rag") or {}).get("docs_per_call", 100)
+    score_vllm = _plan_run(runs, "vllm_score_e", "0.6B")
+    lines += [
+        "",
+        "Scores in bf16, max |Δ| / share of queries whose top document changes, on the same pairs "
+        f"(bulk: {len(exact['scores']) if exact else '—'} pairs, {group} a query; RAG: the first 3 calls):",
+        "",
+        "| compared | bulk | RAG | long docs (max abs) |",
+        "|---|---|---|---|",
+        f"| packed vs transformers backend (bf16, same device) "
+        f"| {_compare(exact and exact['scores'], exact and exact['reference_scores'], group)} | | |",
+        "| packed vs ours on vLLM "
+        f"| {_compare(_scores(packed, 'bulk', 'scores_rep0'), _scores(vllm, 'bulk', 'scores_rep0'), group)} "
+        f"| {_compare(_scores(packed, 'rag', 'scores_first3'), _scores(vllm, 'rag', 'scores_first3'), rag_group)} "
+        f"| {_compare(_scores(packed, 'long', 'scores'), _scores(vllm, 'long', 'scores'), 10).split(' / ')[0]} |",
+        f"| transformers backend vs ours on vLLM "
+        f"| {_compare(exact and exact['reference_scores'], _scores(vllm, 'bulk', 'scores_rep0'), group)} | | |",
+        f"| vLLM LLM.score vs ours on vLLM "
+        f"| {_compare(_scores(score_vllm, 'bulk', 'scores_rep0'), _scores(vllm, 'bulk', 'scores_rep0'), group)} "
+        f"| {_compare(_scores(score_vllm, 'rag', 'scores_first3'), _scores(vllm, 'rag', 'scores_first3'), rag_group)} "
+        f"| {_compare(_scores(score_vllm, 'long', 'scores'), _scores(vllm, 'long', 'scores'), 10).split(' / ')[0]} |",
+    ]
+    info = ((packed or {}).get("info") or {}).get("packed")
+    if info:
+        lines += ["", f"Packed backend settings: {json.dumps(info)}."]
+    return "\n".join(lines)
+
+
+def packed_plot(runs: list[dict[str, Any]], img_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(title, r) for label, shape, title in PACKED_ROWS[:4]
+            if (r := _plan_run(runs, label, shape)) is not None and "workloads" in r]
+    if not rows:
+        return []
+    img_dir.mkdir(parents=True, exist_ok=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    names = [t for t, _ in rows]
+    colors = ["tab:green" if r["contender"] == "ours_packed" else "tab:gray" for _, r in rows]
+    left.barh(names, [_get(r, "bulk", "tokens_per_s") / 1e3 for _, r in rows], color=colors)
+    left.axvline(600, color="tab:red", linestyle="--", label="target 600k")
+    left.set_xlabel("bulk, thousand prompt tokens/s (0.6B, bf16)")
+    left.invert_yaxis()
+    left.legend()
+    y = range(len(rows))
+    right.barh([i - 0.2 for i in y], [_get(r, "rag", "p50_ms") for _, r in rows], height=0.4, label="p50")
+    right.barh([i + 0.2 for i in y], [_get(r, "rag", "p99_ms") for _, r in rows], height=0.4, label="p99")
+    right.set_yticks(list(y), [""] * len(rows))
+    right.axvline(50, color="tab:red", linestyle="--", label="target p50 50 ms")
+    right.set_xlabel("RAG call 1 x 100 documents, ms")
+    right.invert_yaxis()
+    right.legend()
+    fig.tight_layout()
+    path = img_dir / "packed_vs_vllm_0.6B.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
+
+
 def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[Path]:
     try:
         import matplotlib
@@ -290,6 +421,7 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
         r
         for r in runs
         if r.get("contender") == "ours" and r.get("shape") == "0.6B" and "bulk" in r.get("workloads", {})
+        and r.get("plan") != "e"
     ]
     if len(variants) > 1:
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -323,8 +455,17 @@ def main() -> int:
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--img-dir", type=Path, default=None)
     parser.add_argument("--tables", type=Path, default=None)
+    parser.add_argument("--packed", action="store_true", help="only plan e's packed-vs-vLLM tables and plot")
     args = parser.parse_args()
     runs = load(args.results)
+    if args.packed:
+        text = "### Packed backend vs vLLM (plan e)\n\n" + packed_tables(runs)
+        if args.tables:
+            args.tables.write_text(text + "\n")
+        print(text)
+        for path in packed_plot(runs, args.img_dir) if args.img_dir else []:
+            print(f"wrote {path}")
+        return 0
     text = "\n\n".join(
         [
             "### 0.6B, every contender\n\n" + contender_table(runs, "0.6B", SIDE_BY_SIDE),

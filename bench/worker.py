@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from contenders import CONTENDERS, Contender
-from metrics import linear_params, mfu, percentile
+from metrics import linear_params, max_abs_diff, mfu, percentile, top_changes
 from workloads import QUICK_SIZES, SIZES, Sizes, Workload, bulk, long_documents, rag_call
 
 from qwen3_rerank import PromptBuilder
@@ -170,6 +170,32 @@ def run_long(c: Contender, builder: PromptBuilder, sizes: Sizes, params: int) ->
     }
 
 
+def run_exactness(c: Any, sizes: Sizes, model: str) -> dict[str, Any]:
+    """ours_packed only: the bulk repetition-0 pairs (the ones every contender's ``scores_rep0`` holds) scored
+    again, and by the transformers backend in the same dtype on the same device, in this process."""
+    from qwen3_rerank import Reranker
+
+    pairs = bulk(0, sizes).pairs()
+    mine = c.score_pairs(pairs)
+    backend = c.reranker.backend
+    options = {"dtype": str(backend.dtype).removeprefix("torch."), "device": str(backend.device), "batch_size": 32}
+    start = time.perf_counter()
+    with Reranker(c.model, backend="transformers", engine_options=options) as reference:
+        theirs = reference.score_pairs(pairs)
+    diffs = [abs(a - b) for a, b in zip(mine, theirs, strict=True)]
+    return {
+        "pairs": len(pairs),
+        "reference": f"Reranker(backend='transformers', engine_options={options})",
+        "reference_seconds": time.perf_counter() - start,
+        "max_abs_diff": max_abs_diff(mine, theirs),
+        "mean_abs_diff": statistics.fmean(diffs),
+        "top_changed_share": top_changes(mine, theirs, sizes.bulk_docs_per_query),
+        "docs_per_query": sizes.bulk_docs_per_query,
+        "scores": mine,
+        "reference_scores": theirs,
+    }
+
+
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in ("torch", "transformers", "vllm", "sentence_transformers", "tokenizers"):
@@ -190,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rag-calls", type=int, default=30)
     parser.add_argument("--rag-warmup", type=int, default=5)
-    parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours only)")
-    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown")
+    parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours, ours_packed)")
+    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown; "
+                        "ours_packed: exactness")
     args = parser.parse_args(argv)
 
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -234,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "bulk_prefix_first": lambda: run_bulk_prefix_first(contender, builder, sizes, args.reps, params),
         "build_only": lambda: run_build_only(contender, sizes),
         "rag_breakdown": lambda: run_rag_breakdown(contender, sizes),
+        "exactness": lambda: run_exactness(contender, sizes, args.model),
     }
     wanted = [w for w in args.workloads.split(",") if w] + [e for e in args.extras.split(",") if e]
     for name in wanted:

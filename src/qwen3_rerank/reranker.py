@@ -25,7 +25,7 @@ from .validation import (
 __all__ = ["DEFAULT_MODEL", "Reranker"]
 
 DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-BackendName = Literal["vllm", "transformers", "server"]
+BackendName = Literal["vllm", "transformers", "server", "packed"]
 
 
 def _open_backend(
@@ -48,12 +48,16 @@ def _open_backend(
         from .backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(model, **dict(engine_options or {}))
+    if backend == "packed":
+        from .backends.packed_backend import PackedBackend
+
+        return PackedBackend(model, **dict(engine_options or {}))
     if backend == "server":
         from .backends.server_backend import ServerBackend
 
         return ServerBackend.from_options(model, engine_options)
     raise ValueError(
-        f"backend must be 'vllm', 'transformers' or 'server' (or a ScoringBackend object), got {backend!r}"
+        f"backend must be 'vllm', 'transformers', 'server' or 'packed' (or a ScoringBackend object), got {backend!r}"
     )
 
 
@@ -63,6 +67,7 @@ class Reranker:
     Args:
         model: a Hub name (``Qwen/Qwen3-Reranker-0.6B``, ``-4B``, ``-8B``) or a local directory.
         backend: ``"vllm"`` (default, in-process), ``"transformers"`` (reference, no vLLM needed),
+            ``"packed"`` (shared-prefix padding-free scoring on one GPU or the CPU, no vLLM needed),
             ``"server"`` (running vLLM servers; ``engine_options={"base_urls": [...]}``), or a
             :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers;
             closing the reranker leaves such an object open).
@@ -101,11 +106,11 @@ class Reranker:
         # The checkpoint check takes milliseconds and the tokenizer well under a second, so a wrong model
         # fails before an engine starts. A local directory is checked first: the tokenizer loader would
         # report a broken one as "not found".
-        local_dir = backend in ("vllm", "transformers") and os.path.isdir(os.path.expanduser(model))
+        local_dir = backend in ("vllm", "transformers", "packed") and os.path.isdir(os.path.expanduser(model))
         if local_dir:
             check_model_checkpoint(model, max_length)
         self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
-        if backend in ("vllm", "transformers") and not local_dir:
+        if backend in ("vllm", "transformers", "packed") and not local_dir:
             check_model_checkpoint(model, max_length)
         self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.

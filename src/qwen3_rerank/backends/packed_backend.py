@@ -1,0 +1,177 @@
+"""The packed backend: each query's shared prefix computed once, every document packed without padding.
+
+A call's prompts are grouped by their common leading ids (template + instruction + query for the builder's
+prompts), packed into padding-free id streams of at most ``token_budget`` ids, and run through the
+checkpoint's transformers modules in one forward per pack. A document's tail attends causally to its
+prefix's keys and its own, at the positions of its own one-pair prompt, so each score is the canonical
+prompt's score; only the last id of each prompt meets the final norm and the two LM-head rows.
+
+On CUDA attention is variable-length FlashAttention (``torch.nn.attention.varlen.varlen_attn``); elsewhere
+one ``scaled_dot_product_attention`` per segment. There is never a mask over the whole pack.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BackendNotInstalledError, EngineError, ModelNotFoundError, NotAQwen3RerankerError
+from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
+from .base import ThreadedAsyncMixin
+from .packing import Pack, group_by_shared_prefix, pack_groups
+
+__all__ = ["PackedBackend"]
+
+DEFAULT_TOKEN_BUDGET = 65536
+
+
+class PackedBackend(ThreadedAsyncMixin):
+    """Shared-prefix, padding-free scoring on one device (one GPU, or the CPU).
+
+    Args:
+        model: local checkpoint directory or Hub name (loaded with ``AutoModelForCausalLM``).
+        device: ``"cuda"`` when available, else ``"cpu"``.
+        dtype: ``"auto"`` (the checkpoint's), ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+        token_budget: ids computed per forward (a query's prefix counts once per pack); sets peak memory.
+        attention: ``"auto"`` (varlen FlashAttention on CUDA with 16-bit weights, else SDPA per segment),
+            ``"varlen"`` or ``"sdpa"``.
+        compile: run the layer loop under ``torch.compile`` (dynamic shapes; the first calls compile).
+        model_kwargs: extra ``AutoModelForCausalLM.from_pretrained`` arguments.
+    """
+
+    name = "packed"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        attention: str = "auto",
+        compile: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM
+        except ImportError as exc:
+            raise BackendNotInstalledError("The packed backend needs torch: pip install qwen3-rerank[torch]") from exc
+        from . import packed_layers
+
+        if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0:
+            raise ValueError(f"token_budget must be a positive int (ids per forward), got {token_budget!r}")
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        if attention not in ("auto", "varlen", "sdpa"):
+            raise ValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {attention!r}")
+        self._torch = torch
+        self._layers = packed_layers
+        self.token_budget = token_budget
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, str(dtype), None)
+        if not (dtype == "auto" or (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point)):
+            raise ValueError(f"dtype must be 'auto', 'bfloat16', 'float16' or 'float32', got {dtype!r}")
+        if attention == "varlen" and self.device.type != "cuda":
+            raise ValueError(f"attention='varlen' needs a CUDA device, got {self.device}; pass attention='sdpa'")
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"Cannot load model {model!r} with transformers: not a local model directory and not "
+                "downloadable (offline, or a wrong name?). Pass a local Qwen3-Reranker directory."
+            ) from exc
+        config = self.model.config
+        if getattr(config, "model_type", None) != "qwen3":
+            raise NotAQwen3RerankerError(
+                f"{model!r} is a {config.model_type!r} model, not a Qwen3 causal LM; "
+                "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
+            )
+        packed_layers.check_supported(config)
+        self.model.to(self.device).eval()
+        self.dtype = next(self.model.parameters()).dtype
+        self.vocab_size = int(config.vocab_size)
+        # Rows [yes, no] of the LM head (the embedding, when tied); the other 151k rows are never multiplied.
+        self._yes_no = self.model.get_output_embeddings().weight[[YES_TOKEN_ID, NO_TOKEN_ID]].detach().float()
+        self.max_prompt_tokens: int | None = int(config.max_position_embeddings)
+        attend, self.attention, self.attention_description = packed_layers.make_attention(
+            attention, self.device, self.dtype, config
+        )
+        self._eager = self._forward_with(attend)
+        self._forward = self._eager
+        self.compiled = False
+        if compile:
+            compiled = torch.compile(
+                self._forward_with(packed_layers.as_custom_op(attend, self.attention)), dynamic=True
+            )
+            self._forward = compiled
+            self.compiled = True
+        self._lock = threading.Lock()  # one forward at a time: a torch module is not meant for many threads
+
+    def _forward_with(self, attend: Any) -> Any:
+        model, packed_last_hidden = self.model, self._layers.packed_last_hidden
+
+        def forward(layout: Any) -> Any:
+            return packed_last_hidden(model, attend, layout)
+
+        return forward
+
+    # -- scoring ------------------------------------------------------------------------------------
+
+    def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        for i, prompt in enumerate(prompts):
+            if len(prompt) == 0:
+                raise ValueError(f"prompt {i} is empty; build prompts with qwen3_rerank.PromptBuilder")
+        if not prompts:
+            return []
+        torch = self._torch
+        order: list[int] = []
+        with self._lock, torch.inference_mode():
+            logits = []
+            # Packs are laid out lazily: the host lays out the next while the device runs this one; the
+            # only sync is the final copy.
+            for pack in pack_groups(prompts, group_by_shared_prefix(prompts), self.token_budget):
+                logits.append(self._logits(pack))
+                order.extend(pack.scored)
+            values = torch.cat(logits).cpu().tolist()
+        scores: list[float | None] = [None] * len(prompts)
+        for index, (z_yes, z_no) in zip(order, values, strict=True):
+            scores[index] = relevance_from_logits(z_yes, z_no)
+        if any(s is None for s in scores):  # pragma: no cover - pack_groups places every prompt once
+            raise EngineError("the packed backend lost a prompt while packing; please report this")
+        return scores  # type: ignore[return-value]
+
+    def _logits(self, pack: Pack) -> Any:
+        layout = self._to_device(pack)
+        try:
+            hidden = self._forward(layout)
+        except Exception as exc:
+            if not self.compiled or isinstance(exc, self._torch.OutOfMemoryError):
+                raise
+            # torch.compile failing on this torch/GPU must not cost the scores: the eager loop computes the same.
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); packed backend runs eagerly",
+                          RuntimeWarning, stacklevel=3)
+            self._forward, self.compiled = self._eager, False
+            hidden = self._forward(layout)
+        return hidden.float() @ self._yes_no.T
+
+    def _to_device(self, pack: Pack) -> Any:
+        lo, hi = min(pack.token_ids), max(pack.token_ids)
+        if lo < 0 or hi >= self.vocab_size:
+            raise ValueError(
+                f"prompt ids must lie in [0, {self.vocab_size}), got {lo if lo < 0 else hi}; "
+                "build prompts with qwen3_rerank.PromptBuilder"
+            )
+        return self._layers.device_layout(pack, self.device)
+
+    def close(self) -> None:
+        model = getattr(self, "model", None)
+        if model is None:
+            return
+        self.model = None
+        self._forward = self._eager = None
+        del model
+        if self._torch.cuda.is_available():
+            self._torch.cuda.empty_cache()
