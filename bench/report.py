@@ -237,9 +237,12 @@ def _scores(run: dict[str, Any] | None, workload: str, key: str) -> list[float] 
     return ((run or {}).get("workloads", {}).get(workload) or {}).get(key)
 
 
-def _compare(a: list[float] | None, b: list[float] | None, group: int) -> str:
+def _compare(a: list[float] | None, b: list[float] | None, group: int | None) -> str:
+    """max |a - b|, and with ``group`` (documents a query, query-major) the share of changed top documents."""
     if not a or not b or len(a) != len(b):
         return "—"
+    if group is None:
+        return f"{max_abs_diff(a, b):.2g}"
     return f"{max_abs_diff(a, b):.2g} / {top_changes(a, b, group) * 100:.1f} %"
 
 
@@ -290,7 +293,8 @@ def packed_tables(runs: list[dict[str, Any]]) -> str:
     score_vllm = _plan_run(runs, "vllm_score_e", "0.6B")
     lines += [
         "",
-        "Scores in bf16, max |Δ| / share of queries whose top document changes, on the same pairs "
+        "Scores in each run's dtype (bf16 on the GPU), max |Δ| / share of queries whose top document changes, "
+        "on the same pairs "
         f"(bulk: {len(exact['scores']) if exact else '—'} pairs, {group} a query; RAG: the first 3 calls):",
         "",
         "| compared | bulk | RAG | long docs (max abs) |",
@@ -300,13 +304,13 @@ def packed_tables(runs: list[dict[str, Any]]) -> str:
         "| packed vs ours on vLLM "
         f"| {_compare(_scores(packed, 'bulk', 'scores_rep0'), _scores(vllm, 'bulk', 'scores_rep0'), group)} "
         f"| {_compare(_scores(packed, 'rag', 'scores_first3'), _scores(vllm, 'rag', 'scores_first3'), rag_group)} "
-        f"| {_compare(_scores(packed, 'long', 'scores'), _scores(vllm, 'long', 'scores'), 10).split(' / ')[0]} |",
+        f"| {_compare(_scores(packed, 'long', 'scores'), _scores(vllm, 'long', 'scores'), None)} |",
         f"| transformers backend vs ours on vLLM "
         f"| {_compare(exact and exact['reference_scores'], _scores(vllm, 'bulk', 'scores_rep0'), group)} | | |",
         f"| vLLM LLM.score vs ours on vLLM "
         f"| {_compare(_scores(score_vllm, 'bulk', 'scores_rep0'), _scores(vllm, 'bulk', 'scores_rep0'), group)} "
         f"| {_compare(_scores(score_vllm, 'rag', 'scores_first3'), _scores(vllm, 'rag', 'scores_first3'), rag_group)} "
-        f"| {_compare(_scores(score_vllm, 'long', 'scores'), _scores(vllm, 'long', 'scores'), 10).split(' / ')[0]} |",
+        f"| {_compare(_scores(score_vllm, 'long', 'scores'), _scores(vllm, 'long', 'scores'), None)} |",
     ]
     info = ((packed or {}).get("info") or {}).get("packed")
     if info:
