@@ -195,3 +195,24 @@ def test_compiled_layer_loop_matches_the_reference(tiny_model_dir, reference_rer
         _close(compiled.backend.score_prompts(prompts), want)
         _close(compiled.backend.score_prompts(prompts[:5]), want[:5])  # another shape, same graph
         assert compiled.backend.compiled
+
+
+def test_the_startup_check_catches_a_kernel_aligned_to_the_first_key():
+    import torch
+    import torch.nn.functional as F
+
+    from qwen3_rerank.backends.packed_layers import _agrees_with_sdpa, _sdpa_segments
+
+    def top_left(q, k, v, cu_q, cu_k, max_q, max_k):  # what a kernel with the other causal convention computes
+        out = torch.empty_like(q)
+        bq, bk = cu_q.tolist(), cu_k.tolist()
+        for s in range(len(bq) - 1):
+            qh, kh, vh = (t.transpose(0, 1) for t in (q[bq[s]:bq[s + 1]], k[bk[s]:bk[s + 1]], v[bk[s]:bk[s + 1]]))
+            out[bq[s]:bq[s + 1]] = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True,
+                                                                   enable_gqa=True).transpose(0, 1)
+        return out
+
+    reference = _sdpa_segments(2, 16**-0.5)
+    args = (torch.device("cpu"), torch.float32, 4, 2, 16)
+    assert _agrees_with_sdpa(reference, reference, *args)
+    assert not _agrees_with_sdpa(top_left, reference, *args)
