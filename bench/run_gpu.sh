@@ -3,6 +3,7 @@
 #
 #   bash bench/run_gpu.sh models            # start writing the 0.6B, 4B, 8B random checkpoints to /tmp (background)
 #   bash bench/run_gpu.sh phase a [SECONDS] # run plan a of bench/plans.py; results and log under $OUT
+#   bash bench/run_gpu.sh phase e 300 LABEL@SHAPE,...  # only those runs of the plan (e.g. ones a phase had no time for)
 #
 # The checkpoints are written by a detached process (setsid) so that the calls that carry the vLLM bundle
 # overlap with it; a phase waits for the ".done" markers before anything touches the GPU.
@@ -30,6 +31,7 @@ case "${1:-}" in
   phase)
     plan=${2:?plan name}
     budget=${3:-570}
+    only=${4:-}
     out=${OUT:-/tmp/benchout}
     mkdir -p "$out" /tmp/benchres
     export PYTHONPATH=/tmp/vsite/site:$PWD/src VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 \
@@ -41,7 +43,7 @@ case "${1:-}" in
     echo "plan $plan: $left s left"
     nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,driver_version --format=csv || true
     python3 bench/bench_rerank.py --plan "$plan" --models-root /tmp --out-dir /tmp/benchres \
-      --merge-to "$out/results_$plan.json" --log "$out/log_$plan.txt" --deadline-s "$left"
+      --merge-to "$out/results_$plan.json" --log "$out/log_$plan.txt" --deadline-s "$left" --only "$only"
     ;;
   *)
     echo "usage: bash bench/run_gpu.sh models | phase PLAN [SECONDS]" >&2
