@@ -16,7 +16,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Attention", "DeviceLayout", "check_supported", "device_layout", "make_attention", "packed_last_hidden"]
+__all__ = [
+    "Attention",
+    "DeviceLayout",
+    "as_custom_op",
+    "check_supported",
+    "device_layout",
+    "make_attention",
+    "packed_last_hidden",
+]
 
 #: (q, k, v, cu_q, cu_k, max_q, max_k) -> out; tensors [tokens, heads, head_dim]; causal aligned so that a
 #: segment's queries are its last keys.
@@ -57,6 +65,7 @@ def _upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 def device_layout(pack: Any, device: torch.device) -> DeviceLayout:
     """Expand a pack's per-segment lengths into the per-id tensors the forward reads, on the device: the host
     sends the ids and a few numbers per segment, never a list per id."""
+
     def put(values: list[int], dtype: torch.dtype = torch.long) -> torch.Tensor:
         return _upload(torch.tensor(values, dtype=dtype), device)
 
