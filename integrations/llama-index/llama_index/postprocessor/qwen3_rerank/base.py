@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.callbacks.base import EventContext
 from llama_index.core.instrumentation import get_dispatcher
@@ -112,6 +112,14 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
                 callback_manager=callback_manager or CallbackManager([]),
                 **options,
             )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_class_name(cls, data: Any) -> Any:
+        # model_dump() adds BaseComponent's "class_name"; from_dict drops it, model_validate must too.
+        if isinstance(data, dict) and data.get("class_name") == cls.class_name():
+            return {key: value for key, value in data.items() if key != "class_name"}
+        return data
 
     @field_validator("top_n", mode="before")
     @classmethod
