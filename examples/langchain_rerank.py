@@ -56,7 +56,7 @@ def main() -> None:
         print("ainvoke gives the same ranking:", same)
 
         # Cohere-style rerank() on plain strings: index into the input, score, document.
-        best = compressor.rerank(args.query, lines, top_n=1)[0]
+        best = compressor.rerank(lines, args.query, top_n=1)[0]
         print(f"rerank(): best is line {best['index'] + 1} ({best['relevance_score']:.4f})")
 
         # CrossEncoderReranker users switch by swapping the cross-encoder; the same reranker is reused.

@@ -115,7 +115,7 @@ def test_langchain_compressor(langchain, vllm_reranker, query, texts, top_n, thr
     assert [d.id for d in acut] == [d.id for d in cut]
 
     # the Cohere-style rerank(): every string once, index and score
-    rows = compressor.rerank(query, texts)
+    rows = compressor.rerank(texts, query, top_n=None)
     assert sorted(row["index"] for row in rows) == list(range(len(texts)))
     assert all(row["document"] == texts[row["index"]] for row in rows)
     assert [row["index"] for row in rows] == expected_order(vllm_reranker, query, texts, None, None)

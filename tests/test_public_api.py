@@ -25,3 +25,40 @@ def test_importing_the_package_imports_no_engine() -> None:
     code = "import sys, qwen3_rerank; print(sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_adapter_support_is_pinned() -> None:
+    """The module the adapters build on: public for adapter authors, stable within 0.1."""
+    from qwen3_rerank import adapter_support
+
+    assert sorted(adapter_support.__all__) == sorted([
+        "RERANKER_FIELDS", "RerankerAdapterMixin", "adapter_arank", "adapter_fields", "adapter_rank",
+        "chosen_model", "coerce_threshold", "coerce_top_n", "given_reranker",
+    ])
+    assert adapter_support.RERANKER_FIELDS == (
+        "backend", "engine_options", "max_length", "batch_size", "tokenizer", "show_progress"
+    )
+
+
+def test_adapters_import_only_public_names_and_declare_a_compatible_core() -> None:
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    from qwen3_rerank import adapter_support
+
+    repo = Path(__file__).resolve().parents[1]
+    public = {"qwen3_rerank": set(qwen3_rerank.__all__), "qwen3_rerank.adapter_support": set(adapter_support.__all__)}
+    for package in ("langchain/langchain_qwen3_rerank", "llama-index/llama_index/postprocessor/qwen3_rerank"):
+        for source in (repo / "integrations" / package).glob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    assert not any(a.name.startswith("qwen3_rerank") for a in node.names), source
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("qwen3_rerank"):
+                    assert node.module in public, f"{source.name} imports from {node.module}"
+                    assert {a.name for a in node.names} <= public[node.module], source.name
+    version = tuple(int(part) for part in qwen3_rerank.__version__.split(".")[:2])
+    for project in ("langchain", "llama-index"):
+        data = tomllib.loads((repo / "integrations" / project / "pyproject.toml").read_text(encoding="utf-8"))
+        assert "qwen3-rerank>=0.1,<0.2" in data["project"]["dependencies"], project
+        assert (0, 1) <= version < (0, 2), "the core left the range the adapters declare: update both"

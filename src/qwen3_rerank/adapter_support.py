@@ -1,16 +1,45 @@
-"""What every framework adapter shares: which model it uses, and whether it makes its own reranker.
+"""What every framework adapter shares: its settings, who owns its reranker, and how it round-trips.
 
-Kept in the core so the LlamaIndex and LangChain distributions agree on one rule.
+Kept in the core so the LlamaIndex and LangChain distributions agree on one rule. This module is public
+for adapter authors (its ``__all__`` is pinned by tests/test_public_api.py and stable within 0.1).
+
+An adapter is a pydantic model whose fields are everything needed to reopen its reranker (the model and
+:data:`RERANKER_FIELDS`) plus its own options. So ``model_validate(model_dump())``, ``from_dict``,
+pickle, cloudpickle and ``deepcopy`` all open a reranker with the same settings; in the same process the
+vLLM engine is shared, not started again. A shallow copy (``model_copy()``) shares the reranker but never
+owns it: closing the copy leaves the original's engine open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextvars
+import copy
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from .prompt import DEFAULT_INSTRUCTION
 from .reranker import DEFAULT_MODEL, Reranker
+from .results import RankedDocument
+from .validation import Query, check_documents, check_query, check_threshold, check_top_n
 
-__all__ = ["chosen_model"]
+__all__ = [
+    "RERANKER_FIELDS",
+    "RerankerAdapterMixin",
+    "adapter_arank",
+    "adapter_fields",
+    "adapter_rank",
+    "chosen_model",
+    "coerce_threshold",
+    "coerce_top_n",
+    "given_reranker",
+]
+
+#: The :class:`~qwen3_rerank.Reranker` constructor settings an adapter keeps as fields (besides ``model``).
+RERANKER_FIELDS = ("backend", "engine_options", "max_length", "batch_size", "tokenizer", "show_progress")
+
+_GIVEN: contextvars.ContextVar[Reranker | None] = contextvars.ContextVar("qwen3_rerank_given", default=None)
 
 
 def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[str, Any]) -> str:
@@ -31,3 +60,179 @@ def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[
     if model is not None and model != reranker.model:
         raise ValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
     return reranker.model
+
+
+def _with_device(options: dict[str, Any], device: str) -> dict[str, Any]:
+    # SentenceTransformerRerank(device=...) picks a torch device; only the transformers backend has one.
+    if options.get("backend") != "transformers":
+        raise ValueError(
+            f"device={device!r} selects a torch device, which only the transformers backend has; pass "
+            f'backend="transformers", engine_options={{"device": "{device}"}} (vLLM uses its GPUs: '
+            'engine_options={"tensor_parallel_size": ...}, or CUDA_VISIBLE_DEVICES).'
+        )
+    engine_options = dict(options.get("engine_options") or {})
+    if engine_options.get("device", device) != device:
+        raise ValueError(f"device={device!r} contradicts engine_options device={engine_options['device']!r}")
+    return {**options, "engine_options": {**engine_options, "device": device}}
+
+
+def adapter_fields(
+    model: str | None,
+    reranker: Reranker | None,
+    options: dict[str, Any],
+    instruction: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """The ``model``, ``instruction`` and reranker-settings fields of an adapter.
+
+    Takes the :data:`RERANKER_FIELDS` out of ``options`` (what is left there is not ours: pydantic
+    reports it as an extra input). For a passed-in reranker the fields are its own settings, so a round
+    trip reopens the same reranker; its default instruction becomes the adapter's ``instruction``.
+    """
+    settings = {name: options.pop(name) for name in RERANKER_FIELDS if name in options}
+    if device is not None:
+        settings = _with_device(settings, device)
+    fields: dict[str, Any] = {"model": chosen_model(model, reranker, settings), "instruction": instruction}
+    if reranker is None:
+        return {**fields, **settings}
+    own = reranker._settings
+    if instruction is None and reranker.instruction != DEFAULT_INSTRUCTION:
+        fields["instruction"] = reranker.instruction
+    backend = own["backend"]
+    return {
+        **fields,
+        **{name: own[name] for name in RERANKER_FIELDS},
+        "backend": backend if isinstance(backend, str) else reranker.backend.name,
+    }
+
+
+@contextmanager
+def given_reranker(reranker: Reranker | None) -> Iterator[None]:
+    """Hands a passed-in reranker to :meth:`RerankerAdapterMixin.model_post_init` during ``__init__``."""
+    token = _GIVEN.set(reranker)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
+
+
+def coerce_top_n(value: Any) -> int | None:
+    """An adapter's ``top_n``: an int >= 0 (0 keeps nothing, as the peers do) or None (all).
+
+    Numeric strings and integral floats coerce as pydantic's int fields do; other types are a TypeError.
+    """
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise TypeError(f"top_n must be an int or None, got str {value!r}") from None
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value == 0 and not isinstance(value, bool) and isinstance(value, numbers.Integral):
+        return 0
+    return check_top_n(value)
+
+
+def coerce_threshold(value: Any) -> float | None:
+    """An adapter's ``score_threshold`` in [0, 1] or None; a numeric string coerces like a float field."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise TypeError(f"score_threshold must be a number in [0, 1] or None, got str {value!r}") from None
+    return check_threshold(value)
+
+
+def adapter_rank(
+    reranker: Reranker,
+    query: Query,
+    texts: Sequence[str],
+    top_n: int | None,
+    threshold: float | None = None,
+    *,
+    instruction: str | None = None,
+) -> tuple[RankedDocument, ...]:
+    """:meth:`Reranker.rank`, where ``top_n=0`` checks the input and returns nothing without scoring."""
+    if top_n == 0:
+        check_query(query, instruction, reranker.instruction)
+        check_documents(texts)
+        return ()
+    return reranker.rank(query, texts, top_n, threshold, instruction=instruction)
+
+
+async def adapter_arank(
+    reranker: Reranker,
+    query: Query,
+    texts: Sequence[str],
+    top_n: int | None,
+    threshold: float | None = None,
+    *,
+    instruction: str | None = None,
+) -> tuple[RankedDocument, ...]:
+    """Async :func:`adapter_rank`."""
+    if top_n == 0:
+        return adapter_rank(reranker, query, texts, 0, instruction=instruction)
+    return await reranker.arank(query, texts, top_n, threshold, instruction=instruction)
+
+
+def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
+    return cls(**fields)
+
+
+class RerankerAdapterMixin:
+    """Reranker ownership and round trips for a pydantic adapter (put it first among the bases).
+
+    The adapter declares the fields ``model`` and :data:`RERANKER_FIELDS` and the private attributes
+    ``_reranker`` and ``_owns_reranker``, and builds inside ``with given_reranker(reranker):``.
+    """
+
+    _reranker: Reranker
+    _owns_reranker: bool
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)  # type: ignore[misc]
+        given = _GIVEN.get()
+        if given is None:
+            # Also the path of model_validate(...), which never calls __init__.
+            options = {name: getattr(self, name) for name in RERANKER_FIELDS}
+            self._reranker = Reranker(self.model, **options)  # type: ignore[attr-defined]
+        else:
+            self._reranker = given
+        self._owns_reranker = given is None
+
+    @property
+    def reranker(self) -> Reranker:
+        """The core scorer this adapter calls (possibly shared with others)."""
+        return self._reranker
+
+    def close(self) -> None:
+        """Release the engine if this adapter created its reranker; a passed-in or shared one stays open."""
+        if self._owns_reranker:
+            self._reranker.close()
+
+    def _round_trip_fields(self) -> dict[str, Any]:
+        self._reranker.__reduce__()  # raises a clear TypeError for a reranker over a backend object
+        return {name: getattr(self, name) for name, info in type(self).model_fields.items() if not info.exclude}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Settings only: the engine cannot travel, so the copy reopens it (shared if in this process).
+        return (_rebuild, (type(self), self._round_trip_fields()))
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        return _rebuild(type(self), copy.deepcopy(self._round_trip_fields(), memo))
+
+    def __copy__(self) -> Any:
+        copied = super().__copy__()  # type: ignore[misc]
+        copied._owns_reranker = False  # shares the reranker; closing the copy must not close it
+        return copied
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy; ``update`` is validated like an assignment. Changing the model or a reranker setting
+        opens a reranker for the copy (which it then owns); otherwise a shallow copy shares this one."""
+        update = dict(update or {})
+        if update.keys() & {"model", *RERANKER_FIELDS}:
+            return _rebuild(type(self), {**self._round_trip_fields(), **update})
+        copied = super().model_copy(deep=deep)  # type: ignore[misc]
+        for name, value in update.items():
+            setattr(copied, name, value)  # validate_assignment checks each value
+        return copied

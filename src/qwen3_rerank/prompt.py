@@ -140,6 +140,14 @@ class PromptBuilder:
         self._plain = _plain_text_tokenizer(hf_tokenizer)
         self._head_ids = lru_cache(maxsize=4096)(self._tokenize_head)
 
+    # The per-instance head cache wraps a bound method, which pickle cannot store: drop it and rebuild it.
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_head_ids"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._head_ids = lru_cache(maxsize=4096)(self._tokenize_head)
+
     @classmethod
     def from_pretrained(cls, source: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> PromptBuilder:
         """Load the tokenizer of a local model directory or a Hub model name."""

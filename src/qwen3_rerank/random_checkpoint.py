@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHAPES", "CheckpointShape", "write_random_checkpoint"]
+__all__ = ["SHAPES", "CheckpointShape", "write_random_checkpoint", "write_seq_cls_checkpoint"]
 
 _TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "tokenizer.json")
 
@@ -103,4 +103,35 @@ def write_random_checkpoint(
     for name in _TOKENIZER_FILES:
         if (tokenizer_dir / name).is_file():
             shutil.copyfile(tokenizer_dir / name, destination / name)
+    return destination
+
+
+def write_seq_cls_checkpoint(source: str | Path, destination: str | Path) -> Path:
+    """Convert a Qwen3-Reranker causal-LM checkpoint into a one-logit ``Qwen3ForSequenceClassification``
+    one, as the sentence-transformers ``*-seq-cls`` conversions do: score head w = w_yes - w_no.
+
+    The transformer weights are copied unchanged, so both checkpoints give the same scores.
+    """
+    try:
+        import torch
+        from transformers import Qwen3ForCausalLM, Qwen3ForSequenceClassification
+    except ImportError as exc:
+        raise ImportError("pip install qwen3-rerank[torch]  (checkpoint conversion needs torch)") from exc
+    from .relevance import NO_TOKEN_ID, YES_TOKEN_ID
+
+    source, destination = Path(source), Path(destination)
+    causal = Qwen3ForCausalLM.from_pretrained(source, dtype="auto")
+    config = causal.config
+    config.architectures = ["Qwen3ForSequenceClassification"]
+    config.num_labels = 1
+    config.pad_token_id = 151643
+    classifier = Qwen3ForSequenceClassification(config).to(causal.dtype)
+    classifier.model.load_state_dict(causal.model.state_dict())
+    head = causal.get_output_embeddings().weight
+    with torch.no_grad():
+        classifier.score.weight.copy_((head[YES_TOKEN_ID] - head[NO_TOKEN_ID]).unsqueeze(0))
+    classifier.save_pretrained(destination, safe_serialization=True)
+    for name in _TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, destination / name)
     return destination

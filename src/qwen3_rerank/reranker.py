@@ -97,6 +97,12 @@ class Reranker:
         show_progress: bool = False,
     ) -> None:
         check_text(model, "model")
+        # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
+        self._settings: dict[str, Any] = {
+            "model": model, "backend": backend, "instruction": instruction, "max_length": max_length,
+            "batch_size": batch_size, "engine_options": None if engine_options is None else dict(engine_options),
+            "tokenizer": tokenizer, "show_progress": show_progress,
+        }
         self.instruction = check_text(instruction, "instruction")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -259,6 +265,21 @@ class Reranker:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle, cloudpickle and deepcopy keep the constructor's settings and reopen the engine on load.
+
+        In the same process a vLLM engine is not started twice: the copy shares the live one (engines are
+        shared per model and options); in another process (a Ray worker) the copy opens its own.
+        """
+        backend = self._settings["backend"]
+        if not isinstance(backend, str):
+            raise TypeError(
+                f"A Reranker over a backend object ({type(backend).__name__}) cannot be pickled or copied: the "
+                "object is not ours to reopen. Create the Reranker with backend='vllm', 'transformers' or "
+                "'server' (and engine_options=...) instead."
+            )
+        return (_reopen, (dict(self._settings),))
+
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self._backend.name
         return f"Reranker(model={self.model!r}, backend={state}, max_length={self.max_length})"
@@ -268,3 +289,7 @@ def _checked(scores: list[float], expected: int) -> list[float]:
     if len(scores) != expected:
         raise EngineError(f"the backend returned {len(scores)} scores for {expected} prompts")
     return scores
+
+
+def _reopen(settings: dict[str, Any]) -> Reranker:
+    return Reranker(**settings)

@@ -159,6 +159,9 @@ def check_model_checkpoint(model: str, max_length: int) -> None:
             f"{model!r} is a {model_type!r} model, not a Qwen3 causal LM; use a Qwen/Qwen3-Reranker-0.6B/4B/8B "
             "checkpoint."
         )
+    from .checkpoints import kind_of_config
+
+    kind_of_config(config, model)  # a sequence-classification conversion must have one logit
     if os.path.isdir(path) and not any(name.endswith((".safetensors", ".bin")) for name in os.listdir(path)):
         raise ModelNotFoundError(
             f"{model!r} has a config.json but no weights (*.safetensors or *.bin): an unfinished download? "

@@ -6,16 +6,24 @@ documents come back reordered, as copies carrying their score. Scores are exactl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
-from qwen3_rerank.adapter_support import chosen_model
-from qwen3_rerank.validation import check_threshold, check_top_n
+from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank.adapter_support import (
+    RerankerAdapterMixin,
+    adapter_arank,
+    adapter_fields,
+    adapter_rank,
+    coerce_threshold,
+    coerce_top_n,
+    given_reranker,
+)
 
 __all__ = ["RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
 
@@ -23,21 +31,27 @@ __all__ = ["RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
 RELEVANCE_SCORE_KEY = "relevance_score"
 
 
-class Qwen3Rerank(BaseDocumentCompressor):
+class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
     """Reorders documents by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
-    Give either a model (a Hub name or a local directory; extra keyword arguments such as ``backend``,
-    ``engine_options``, ``max_length`` or ``batch_size`` go to :class:`qwen3_rerank.Reranker`), or an
+    Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
+    ``batch_size``, ``tokenizer`` and ``show_progress`` go to :class:`qwen3_rerank.Reranker`), or an
     existing ``reranker=`` so several compressors share one engine. Compressors built from the same
     model and options share one vLLM engine anyway.
 
     ``compress_documents`` keeps the documents scoring at least ``score_threshold``, then the first
-    ``top_n`` (``None``: all). Each result is ``doc.model_copy()`` with ``metadata["relevance_score"]``
-    set, so ``Document.id`` and the other metadata survive and the documents passed in are not modified.
-    Equal scores keep their input order.
+    ``top_n`` (``None``: all; ``0``: none). Each result is ``doc.model_copy()`` with
+    ``metadata["relevance_score"]`` set, so ``Document.id`` and the other metadata survive and the
+    documents passed in are not modified. Equal scores keep their input order.
+
+    The fields hold every setting of the reranker, so ``model_validate(c.model_dump())``, pickle,
+    cloudpickle (Ray) and ``deepcopy`` reopen the same reranker (sharing the live vLLM engine in the same
+    process). ``model_copy()`` shares the reranker without owning it.
     """
 
-    model: str = Field(default=DEFAULT_MODEL, description="Qwen3-Reranker model (Hub name or local directory).")
+    model: str = Field(
+        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
+    )
     top_n: int | None = Field(default=3, description="How many documents to keep, best first; None keeps all.")
     score_threshold: float | None = Field(
         default=None, description="Drop documents whose relevance is below this value (in [0, 1]); None keeps all."
@@ -45,8 +59,14 @@ class Qwen3Rerank(BaseDocumentCompressor):
     instruction: str | None = Field(
         default=None, description="Task instruction for the model; None uses the reranker's default."
     )
+    backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
+    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
+    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
+    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
+    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
 
     _reranker: Reranker = PrivateAttr()
     _owns_reranker: bool = PrivateAttr(default=False)
@@ -59,37 +79,22 @@ class Qwen3Rerank(BaseDocumentCompressor):
         top_n: int | None = 3,
         score_threshold: float | None = None,
         instruction: str | None = None,
-        **reranker_options: Any,
+        **options: Any,
     ) -> None:
-        # Field validation runs here, before any engine starts.
-        super().__init__(
-            model=chosen_model(model, reranker, reranker_options),
-            top_n=top_n,
-            score_threshold=score_threshold,
-            instruction=instruction,
-        )
-        self._owns_reranker = reranker is None
-        self._reranker = Reranker(self.model, **reranker_options) if reranker is None else reranker
+        fields = adapter_fields(model, reranker, options, instruction)
+        # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
+        with given_reranker(reranker):
+            super().__init__(**fields, top_n=top_n, score_threshold=score_threshold, **options)
 
     @field_validator("top_n", mode="before")
     @classmethod
     def _check_top_n(cls, value: Any) -> int | None:
-        return check_top_n(value)
+        return coerce_top_n(value)
 
     @field_validator("score_threshold", mode="before")
     @classmethod
     def _check_threshold(cls, value: Any) -> float | None:
-        return check_threshold(value)
-
-    @property
-    def reranker(self) -> Reranker:
-        """The core scorer this compressor calls (possibly shared with others)."""
-        return self._reranker
-
-    def close(self) -> None:
-        """Release the engine if this compressor created its reranker; a passed-in one stays open."""
-        if self._owns_reranker:
-            self._reranker.close()
+        return coerce_threshold(value)
 
     # -- BaseDocumentCompressor ---------------------------------------------------------------------
 
@@ -101,7 +106,9 @@ class Qwen3Rerank(BaseDocumentCompressor):
         ``callbacks`` is accepted for the interface; the retriever run that calls this reports the events.
         """
         docs, texts = _request(documents, allow_text=False)
-        ranked = self._reranker.rank(query, texts, self.top_n, self.score_threshold, instruction=self.instruction)
+        ranked = adapter_rank(
+            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+        )
         return [_scored(docs[r.index], r.score) for r in ranked]
 
     async def acompress_documents(
@@ -109,35 +116,70 @@ class Qwen3Rerank(BaseDocumentCompressor):
     ) -> list[Document]:
         """Async :meth:`compress_documents`; the engine works off the event loop."""
         docs, texts = _request(documents, allow_text=False)
-        ranked = await self._reranker.arank(
-            query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+        ranked = await adapter_arank(
+            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
         )
         return [_scored(docs[r.index], r.score) for r in ranked]
 
-    # -- the rerank API of Cohere's and NVIDIA's LangChain rerankers --------------------------------
+    # -- the rerank() of Cohere's LangChain reranker (langchain_cohere.CohereRerank) ----------------
 
     def rerank(
-        self, query: str, documents: Sequence[str | Document], top_n: int | None = None
+        self,
+        documents: Sequence[str | Document | Mapping[str, Any]],
+        query: str,
+        *,
+        rank_fields: Sequence[str] | None = None,
+        model: str | None = None,
+        top_n: int | None = -1,
     ) -> list[dict[str, Any]]:
-        """Every document (or the best ``top_n``) as ``{"index", "relevance_score", "document"}``, best first.
+        """Cohere's ``rerank``: ``[{"index", "relevance_score", "document"}]`` best first.
 
-        ``index`` is the position in ``documents``; ``document`` is the string given, or a scored copy of
-        the ``Document`` given. ``score_threshold`` and the compressor's ``top_n`` do not apply here.
+        ``top_n=-1`` (the default) uses the compressor's ``top_n``; ``None`` returns every document.
+        ``index`` is the position in ``documents``; ``document`` is the string or dict given, or a scored
+        copy of the ``Document`` given. A dict is scored on the YAML of its ``rank_fields`` (all keys if
+        None), as Cohere does. ``score_threshold`` does not apply here. ``model`` may only name this
+        compressor's model.
         """
-        docs, texts = _request(documents, allow_text=True)
-        ranked = self._reranker.rank(query, texts, top_n, instruction=self.instruction)
+        top_n = self._rerank_request(documents, query, model, top_n)
+        docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
+        ranked = adapter_rank(self._reranker, query, texts, top_n, instruction=self.instruction)
         return _rows(docs, ranked)
 
     async def arerank(
-        self, query: str, documents: Sequence[str | Document], top_n: int | None = None
+        self,
+        documents: Sequence[str | Document | Mapping[str, Any]],
+        query: str,
+        *,
+        rank_fields: Sequence[str] | None = None,
+        model: str | None = None,
+        top_n: int | None = -1,
     ) -> list[dict[str, Any]]:
         """Async :meth:`rerank`."""
-        docs, texts = _request(documents, allow_text=True)
-        ranked = await self._reranker.arank(query, texts, top_n, instruction=self.instruction)
+        top_n = self._rerank_request(documents, query, model, top_n)
+        docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
+        ranked = await adapter_arank(self._reranker, query, texts, top_n, instruction=self.instruction)
         return _rows(docs, ranked)
 
+    def _rerank_request(self, documents: Any, query: Any, model: str | None, top_n: Any) -> int | None:
+        if isinstance(documents, str) and not isinstance(query, str):
+            raise TypeError(
+                "rerank() takes (documents, query), the order of Cohere's rerankers; the query came first. "
+                "Call rerank(documents, query) (or rerank(documents=..., query=...))."
+            )
+        if model is not None and model != self.model:
+            raise ValueError(
+                f"model={model!r}: this compressor scores with {self.model!r} only; make another "
+                f"Qwen3Rerank({model!r}) for another model."
+            )
+        # Cohere: a top_n that is neither None nor positive means the compressor's own top_n.
+        if top_n is not None and not isinstance(top_n, bool) and isinstance(top_n, int) and top_n < 0:
+            return self.top_n
+        return coerce_top_n(top_n)
 
-def _request(documents: Sequence[Any], *, allow_text: bool) -> tuple[list[Any], list[str]]:
+
+def _request(
+    documents: Sequence[Any], *, allow_text: bool, rank_fields: Sequence[str] | None = None
+) -> tuple[list[Any], list[str]]:
     if isinstance(documents, str | bytes | Document) or not isinstance(documents, Sequence):
         raise TypeError(f"documents must be a list of Document, got {type(documents).__name__}; wrap one in a list")
     docs = list(documents)
@@ -147,8 +189,10 @@ def _request(documents: Sequence[Any], *, allow_text: bool) -> tuple[list[Any], 
             texts.append(doc.page_content)
         elif allow_text and isinstance(doc, str):
             texts.append(doc)
+        elif allow_text and isinstance(doc, Mapping):
+            texts.append(_dict_text(doc, rank_fields))
         else:
-            accepted = "a Document or a str" if allow_text else "a Document"
+            accepted = "a Document, a str or a dict" if allow_text else "a Document"
             raise TypeError(
                 f"documents[{i}] must be {accepted}, got {type(doc).__name__}: {doc!r:.80}; "
                 "wrap text as Document(page_content=text)."
@@ -156,12 +200,18 @@ def _request(documents: Sequence[Any], *, allow_text: bool) -> tuple[list[Any], 
     return docs, texts
 
 
+def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None) -> str:
+    # Cohere's rule: the YAML of the dict, keeping only rank_fields (in their order) when given.
+    chosen = dict(doc) if not rank_fields else {key: doc[key] for key in rank_fields if key in doc}
+    return yaml.dump(chosen, sort_keys=False)
+
+
 def _scored(doc: Document, score: float) -> Document:
     # model_copy keeps id and every other field; the metadata dict is new, so the input stays untouched.
     return doc.model_copy(update={"metadata": {**doc.metadata, RELEVANCE_SCORE_KEY: score}})
 
 
-def _rows(docs: list[str | Document], ranked: Sequence[RankedDocument]) -> list[dict[str, Any]]:
+def _rows(docs: list[Any], ranked: Sequence[RankedDocument]) -> list[dict[str, Any]]:
     rows = []
     for r in ranked:
         doc = docs[r.index]

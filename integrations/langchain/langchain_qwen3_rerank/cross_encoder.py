@@ -13,7 +13,7 @@ from typing import Any
 from langchain_core.cross_encoders import BaseCrossEncoder
 
 from qwen3_rerank import Reranker
-from qwen3_rerank.adapter_support import chosen_model
+from qwen3_rerank.adapter_support import adapter_fields
 
 __all__ = ["Qwen3CrossEncoder"]
 
@@ -33,10 +33,14 @@ class Qwen3CrossEncoder(BaseCrossEncoder):
         instruction: str | None = None,
         **reranker_options: Any,
     ) -> None:
-        self.model = chosen_model(model, reranker, reranker_options)
-        self.instruction = instruction
+        fields = adapter_fields(model, reranker, reranker_options, instruction)
+        if reranker_options:
+            raise TypeError(f"Qwen3CrossEncoder got unexpected keyword arguments {sorted(reranker_options)}")
+        self.model: str = fields.pop("model")
+        self.instruction: str | None = fields.pop("instruction")
+        self._settings = fields
         self._owns_reranker = reranker is None
-        self._reranker = Reranker(self.model, **reranker_options) if reranker is None else reranker
+        self._reranker = Reranker(self.model, **fields) if reranker is None else reranker
 
     @property
     def reranker(self) -> Reranker:
@@ -53,5 +57,14 @@ class Qwen3CrossEncoder(BaseCrossEncoder):
         if self._owns_reranker:
             self._reranker.close()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle, cloudpickle and deepcopy keep the settings and reopen the reranker (see Reranker).
+        self._reranker.__reduce__()  # a clear TypeError for a reranker over a backend object
+        return (_rebuild, (self.model, self.instruction, self._settings))
+
     def __repr__(self) -> str:
         return f"Qwen3CrossEncoder(model={self.model!r}, instruction={self.instruction!r})"
+
+
+def _rebuild(model: str, instruction: str | None, settings: dict[str, Any]) -> Qwen3CrossEncoder:
+    return Qwen3CrossEncoder(model, instruction=instruction, **settings)

@@ -134,17 +134,19 @@ async def test_rerank_shape(vllm_reranker) -> None:
     order = sorted(range(len(texts)), key=lambda i: -scores[i])
     compressor = Qwen3Rerank(reranker=vllm_reranker, top_n=1, score_threshold=0.99)
 
-    rows = compressor.rerank(QUERY, texts)  # the compressor's top_n and threshold do not apply
+    rows = compressor.rerank(texts, QUERY, top_n=None)  # the compressor's threshold does not apply
     assert rows == [{"index": i, "relevance_score": scores[i], "document": texts[i]} for i in order]
+    # Cohere's default top_n=-1: the compressor's own top_n
+    assert compressor.rerank(texts, QUERY) == rows[:1]
 
-    rows = await compressor.arerank(QUERY, docs, top_n=2)
+    rows = await compressor.arerank(docs, QUERY, top_n=2)
     assert [set(r) for r in rows] == [{"index", "relevance_score", "document"}] * 2
     assert [r["index"] for r in rows] == order[:2]
     assert [r["relevance_score"] for r in rows] == [scores[i] for i in order[:2]]
     assert [r["document"].id for r in rows] == [f"d{i}" for i in order[:2]]
     assert all(r["document"].metadata == {RELEVANCE_SCORE_KEY: r["relevance_score"]} for r in rows)
     assert all(d.metadata == {} for d in docs)
-    assert compressor.rerank(QUERY, []) == []
+    assert compressor.rerank([], QUERY) == []
 
 
 async def test_empty_input_and_documents_without_text(vllm_reranker) -> None:
@@ -176,14 +178,14 @@ def test_bad_input_is_a_clear_error(vllm_reranker) -> None:
         compressor.compress_documents(Document(page_content="a"), QUERY)
     with pytest.raises(TypeError, match="query must be a str"):
         compressor.compress_documents([Document(page_content="a")], None)
-    with pytest.raises(TypeError, match=r"documents\[0\] must be a Document or a str"):
-        compressor.rerank(QUERY, [3])
+    with pytest.raises(TypeError, match=r"documents\[0\] must be a Document, a str or a dict"):
+        compressor.rerank([3], QUERY)
 
 
 def test_options_are_checked_before_any_engine_starts(vllm_reranker) -> None:
     engines = live_engine_count()
     with pytest.raises(ValueError, match="top_n must be >= 1"):
-        Qwen3Rerank("no/such-model", top_n=0)
+        Qwen3Rerank("no/such-model", top_n=-1)
     with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
         Qwen3Rerank("no/such-model", score_threshold=-0.1)
     with pytest.raises(ValueError, match="cannot apply to the reranker you passed"):

@@ -33,7 +33,7 @@ class TransformersBackend(ThreadedAsyncMixin):
     ) -> None:
         try:
             import torch
-            from transformers import AutoModelForCausalLM
+            from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
         except ImportError as exc:
             raise BackendNotInstalledError(
                 "The transformers backend needs torch: pip install qwen3-rerank[torch]"
@@ -44,8 +44,12 @@ class TransformersBackend(ThreadedAsyncMixin):
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, dtype)
+        from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
+
+        seq_cls = checkpoint_kind(model) == SEQUENCE_CLASSIFICATION
+        loader = AutoModelForSequenceClassification if seq_cls else AutoModelForCausalLM
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
+            self.model = loader.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"Cannot load model {model!r} with transformers: not a local model directory and not "
@@ -57,9 +61,13 @@ class TransformersBackend(ThreadedAsyncMixin):
                 "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
             )
         self.model.to(self.device).eval()
-        head = self.model.get_output_embeddings().weight
-        # Rows [yes, no] of the LM head; the other 151k rows are never multiplied.
-        self._yes_no = head[[YES_TOKEN_ID, NO_TOKEN_ID]].detach().float()
+        if seq_cls:
+            # A converted checkpoint's one-row score head is already w_yes - w_no: score = sigmoid(w . h).
+            self._yes_no = self.model.score.weight.detach().float()
+        else:
+            head = self.model.get_output_embeddings().weight
+            # Rows [yes, no] of the LM head; the other 151k rows are never multiplied.
+            self._yes_no = head[[YES_TOKEN_ID, NO_TOKEN_ID]].detach().float()
         self.max_prompt_tokens: int | None = int(self.model.config.max_position_embeddings)
         # One forward pass at a time: a torch module is not meant to be driven from many threads.
         self._lock = threading.Lock()
@@ -91,7 +99,8 @@ class TransformersBackend(ThreadedAsyncMixin):
                 position_ids=positions.to(self.device),
             ).last_hidden_state[:, -1, :]
             logits = hidden.float() @ self._yes_no.T.to(hidden.device)
-        return [relevance_from_logits(z_yes, z_no) for z_yes, z_no in logits.cpu().tolist()]
+        # One column (a score head's logit z) is sigmoid(z) = relevance_from_logits(z, 0).
+        return [relevance_from_logits(row[0], row[1] if len(row) == 2 else 0.0) for row in logits.cpu().tolist()]
 
     def close(self) -> None:
         model = getattr(self, "model", None)

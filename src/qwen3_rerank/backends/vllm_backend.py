@@ -124,7 +124,11 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
     # text scoring API. We send complete prompts as token ids, so the warning would only mislead.
     logging.getLogger("vllm.entrypoints.pooling.scoring.io_processor").addFilter(_drop_chat_template_warning)
     try:
-        return LLM(model=model, runner="pooling", hf_overrides=dict(HF_OVERRIDES), **options)
+        from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
+
+        # A converted checkpoint already has its one-logit score head: vLLM loads it as it is.
+        overrides = {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
+        return LLM(model=model, runner="pooling", hf_overrides=overrides, **options)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the engine process failed to start
         message = str(exc)
         if "architecture" in message.lower() or "qwen3" in message.lower():

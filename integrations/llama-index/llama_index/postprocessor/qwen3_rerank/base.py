@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.callbacks.base import EventContext
 from llama_index.core.instrumentation import get_dispatcher
@@ -18,9 +18,16 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
-from qwen3_rerank.adapter_support import chosen_model
-from qwen3_rerank.validation import check_threshold, check_top_n
+from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank.adapter_support import (
+    RerankerAdapterMixin,
+    adapter_arank,
+    adapter_fields,
+    adapter_rank,
+    coerce_threshold,
+    coerce_top_n,
+    given_reranker,
+)
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
 
@@ -30,21 +37,28 @@ dispatcher = get_dispatcher(__name__)
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 
-class Qwen3Rerank(BaseNodePostprocessor):
+class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     """Reorders retrieved nodes by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
-    Give either a model (a Hub name or a local directory; extra keyword arguments such as ``backend``,
-    ``engine_options``, ``max_length`` or ``batch_size`` go to :class:`qwen3_rerank.Reranker`), or an
+    Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
+    ``batch_size``, ``tokenizer`` and ``show_progress`` go to :class:`qwen3_rerank.Reranker`), or an
     existing ``reranker=`` so several postprocessors share one engine. Postprocessors built from the same
-    model and options share one vLLM engine anyway.
+    model and options share one vLLM engine anyway. ``device`` (SentenceTransformerRerank's argument)
+    needs ``backend="transformers"`` and becomes ``engine_options["device"]``.
 
     Each node is scored on ``node.get_content(metadata_mode)`` (default ``MetadataMode.EMBED``, the text
     the retriever saw). ``score_threshold`` keeps nodes scoring at least that much; ``top_n`` then keeps
-    the first n (``None``: all). The result is new ``NodeWithScore`` objects whose ``score`` is the
+    the first n (``None``: all; ``0``: none). The result is new ``NodeWithScore`` objects whose ``score`` is the
     relevance; equal scores keep their input order; the nodes passed in are never modified.
+
+    The fields hold every setting of the reranker, so ``to_dict``/``from_dict``, ``to_json``/``from_json``,
+    pickle, cloudpickle and ``deepcopy`` reopen the same reranker (sharing the live vLLM engine in the same
+    process). ``model_copy()`` shares the reranker without owning it.
     """
 
-    model: str = Field(default=DEFAULT_MODEL, description="Qwen3-Reranker model (Hub name or local directory).")
+    model: str = Field(
+        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
+    )
     top_n: int | None = Field(default=2, description="How many nodes to keep, best first; None keeps all.")
     score_threshold: float | None = Field(
         default=None, description="Drop nodes whose relevance is below this value (in [0, 1]); None keeps all."
@@ -60,6 +74,15 @@ class Qwen3Rerank(BaseNodePostprocessor):
         default=None, description="Task instruction for the model; None uses the reranker's default."
     )
 
+    backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
+    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
+    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
+    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
+    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
     _reranker: Reranker = PrivateAttr()
     _owns_reranker: bool = PrivateAttr(default=False)
 
@@ -73,45 +96,44 @@ class Qwen3Rerank(BaseNodePostprocessor):
         keep_retrieval_score: bool = False,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         instruction: str | None = None,
+        device: str | None = None,
         callback_manager: CallbackManager | None = None,
-        **reranker_options: Any,
+        **options: Any,
     ) -> None:
-        # Field validation runs here, before any engine starts.
-        super().__init__(
-            model=chosen_model(model, reranker, reranker_options),
-            top_n=top_n,
-            score_threshold=score_threshold,
-            keep_retrieval_score=keep_retrieval_score,
-            metadata_mode=metadata_mode,
-            instruction=instruction,
-            callback_manager=callback_manager or CallbackManager([]),
-        )
-        self._owns_reranker = reranker is None
-        self._reranker = Reranker(self.model, **reranker_options) if reranker is None else reranker
+        fields = adapter_fields(model, reranker, options, instruction, device)
+        # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
+        with given_reranker(reranker):
+            super().__init__(
+                **fields,
+                top_n=top_n,
+                score_threshold=score_threshold,
+                keep_retrieval_score=keep_retrieval_score,
+                metadata_mode=metadata_mode,
+                callback_manager=callback_manager or CallbackManager([]),
+                **options,
+            )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_class_name(cls, data: Any) -> Any:
+        # model_dump() adds BaseComponent's "class_name"; from_dict drops it, model_validate must too.
+        if isinstance(data, dict) and data.get("class_name") == cls.class_name():
+            return {key: value for key, value in data.items() if key != "class_name"}
+        return data
 
     @field_validator("top_n", mode="before")
     @classmethod
     def _check_top_n(cls, value: Any) -> int | None:
-        return check_top_n(value)
+        return coerce_top_n(value)
 
     @field_validator("score_threshold", mode="before")
     @classmethod
     def _check_threshold(cls, value: Any) -> float | None:
-        return check_threshold(value)
+        return coerce_threshold(value)
 
     @classmethod
     def class_name(cls) -> str:
         return "Qwen3Rerank"
-
-    @property
-    def reranker(self) -> Reranker:
-        """The core scorer this postprocessor calls (possibly shared with others)."""
-        return self._reranker
-
-    def close(self) -> None:
-        """Release the engine if this postprocessor created its reranker; a passed-in one stays open."""
-        if self._owns_reranker:
-            self._reranker.close()
 
     # -- one request, two transports ---------------------------------------------------------------
 
@@ -120,7 +142,9 @@ class Qwen3Rerank(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
-            ranked = self._reranker.rank(query, texts, self.top_n, self.score_threshold, instruction=self.instruction)
+            ranked = adapter_rank(
+                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+            )
             return self._finish(event, nodes, ranked)
 
     @dispatcher.span
@@ -129,8 +153,8 @@ class Qwen3Rerank(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
-            ranked = await self._reranker.arank(
-                query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+            ranked = await adapter_arank(
+                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
             )
             return self._finish(event, nodes, ranked)
 

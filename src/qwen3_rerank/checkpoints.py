@@ -1,0 +1,72 @@
+"""Which kind of Qwen3-Reranker checkpoint a model is: Qwen's original causal LM, or a converted
+sequence-classification one.
+
+Conversions such as the sentence-transformers ``*-seq-cls`` checkpoints keep the transformer and replace
+the 151k-row LM head by a one-logit score head w = w_yes - w_no. Both give the same score,
+sigmoid(z_yes - z_no) = sigmoid(w . h), so every backend loads either; only the head differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .errors import NotAQwen3RerankerError
+
+__all__ = ["CAUSAL_LM", "SEQUENCE_CLASSIFICATION", "checkpoint_kind", "kind_of_config"]
+
+CAUSAL_LM = "causal-lm"
+SEQUENCE_CLASSIFICATION = "sequence-classification"
+_SEQ_CLS_ARCHITECTURE = "Qwen3ForSequenceClassification"
+
+
+def _label_count(config: dict[str, Any]) -> int:
+    id2label = config.get("id2label")
+    if isinstance(id2label, dict) and id2label:
+        return len(id2label)
+    # transformers' PretrainedConfig default when a config names no labels.
+    return int(config.get("num_labels", 2))
+
+
+def kind_of_config(config: dict[str, Any], model: str) -> str:
+    """:data:`CAUSAL_LM` or :data:`SEQUENCE_CLASSIFICATION` for a parsed config.json of ``model``."""
+    architectures = config.get("architectures") or []
+    if _SEQ_CLS_ARCHITECTURE not in architectures:
+        return CAUSAL_LM
+    labels = _label_count(config)
+    if labels != 1:
+        raise NotAQwen3RerankerError(
+            f"{model!r} is a Qwen3ForSequenceClassification checkpoint with {labels} labels; a converted "
+            "Qwen3-Reranker has one logit (w_yes - w_no). Use the original Qwen/Qwen3-Reranker-0.6B/4B/8B "
+            "checkpoint or a one-label (*-seq-cls) conversion of it."
+        )
+    return SEQUENCE_CLASSIFICATION
+
+
+def _config_path(model: str) -> str | None:
+    path = os.path.expanduser(model)
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "config.json")
+        return candidate if os.path.isfile(candidate) else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # an invalid repo id or an unreadable cache: the loaders will say so
+        return None
+    return cached if isinstance(cached, str) else None
+
+
+def checkpoint_kind(model: str) -> str:
+    """The kind of a local directory or cached Hub model; a model with no readable config counts as the
+    original causal LM (the Qwen/Qwen3-Reranker-* repositories)."""
+    path = _config_path(model)
+    if path is None:
+        return CAUSAL_LM
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return CAUSAL_LM  # check_model_checkpoint reports an unreadable config
+    return kind_of_config(config, model) if isinstance(config, dict) else CAUSAL_LM

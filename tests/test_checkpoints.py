@@ -1,0 +1,123 @@
+"""Converted sequence-classification checkpoints score as the original, and a Reranker survives pickling.
+
+A ``*-seq-cls`` conversion (sentence-transformers v6 and others) is ``Qwen3ForSequenceClassification`` with
+a one-logit score head w_yes - w_no; here the tiny model is converted the same way and every in-process
+backend must give the original checkpoint's scores within 1e-5 in float32. (The server backend needs
+nothing: ``vllm serve`` is started on the checkpoint, without the ``--hf-overrides`` of the original; that
+is not started here, a second server costs minutes on the CI machine.)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import shutil
+
+import cloudpickle
+import pytest
+
+from qwen3_rerank import NotAQwen3RerankerError, Reranker
+from qwen3_rerank.checkpoints import CAUSAL_LM, SEQUENCE_CLASSIFICATION, checkpoint_kind
+from qwen3_rerank.random_checkpoint import write_seq_cls_checkpoint
+
+QUERY = "What is the capital of France?"
+DOCUMENTS = [
+    "Paris is the capital of France.",
+    "Berlin is the capital of Germany.",
+    "",
+    "<|im_end|> a control-token spelling stays text",
+    "Photosynthesis converts light energy into chemical energy. " * 40,
+]
+FLOAT32 = {"dtype": "float32"}
+
+
+@pytest.fixture(scope="module")
+def seq_cls_dir(tiny_model_dir, tmp_path_factory):
+    return write_seq_cls_checkpoint(tiny_model_dir, tmp_path_factory.mktemp("tiny-seq-cls"))
+
+
+def test_the_conversion_is_a_one_logit_sequence_classifier(seq_cls_dir, tiny_model_dir) -> None:
+    config = json.loads((seq_cls_dir / "config.json").read_text())
+    assert config["architectures"] == ["Qwen3ForSequenceClassification"] and len(config["id2label"]) == 1
+    assert checkpoint_kind(str(seq_cls_dir)) == SEQUENCE_CLASSIFICATION
+    assert checkpoint_kind(str(tiny_model_dir)) == CAUSAL_LM
+    assert checkpoint_kind("no/such-model") == CAUSAL_LM  # not cached: the loaders report it
+
+
+def test_a_many_label_classifier_is_refused_before_loading(seq_cls_dir, tmp_path) -> None:
+    other = tmp_path / "two-labels"
+    shutil.copytree(seq_cls_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    config["id2label"] = {"0": "no", "1": "yes"}
+    (other / "config.json").write_text(json.dumps(config))
+    for backend in ("transformers", "vllm"):
+        with pytest.raises(NotAQwen3RerankerError, match="with 2 labels; a converted Qwen3-Reranker has one logit"):
+            Reranker(str(other), backend=backend)
+
+
+def test_transformers_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir, reference_reranker) -> None:
+    with Reranker(str(seq_cls_dir), backend="transformers", engine_options=FLOAT32) as converted:
+        got = converted.score(QUERY, DOCUMENTS)
+        assert not hasattr(converted.backend.model, "lm_head")  # the score head, not the LM head, is used
+    want = reference_reranker.score(QUERY, DOCUMENTS)
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-5
+    assert len(set(round(s, 4) for s in want)) >= 3, "scores spread enough for the comparison to mean something"
+
+
+@pytest.mark.vllm
+def test_vllm_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir, vllm_reranker) -> None:
+    with Reranker(str(seq_cls_dir), engine_options=FLOAT32) as converted:
+        got = converted.score(QUERY, DOCUMENTS)
+    want = vllm_reranker.score(QUERY, DOCUMENTS)
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-5
+
+
+# -- pickling ----------------------------------------------------------------------------------------
+
+
+def test_prompt_builder_pickles_and_deepcopies(prompt_builder) -> None:
+    expected = prompt_builder.build("Find capitals", QUERY, DOCUMENTS)
+    for twin in (pickle.loads(pickle.dumps(prompt_builder)), cloudpickle.loads(cloudpickle.dumps(prompt_builder)),
+                 copy.deepcopy(prompt_builder)):
+        assert twin.build("Find capitals", QUERY, DOCUMENTS) == expected
+        assert twin.max_length == prompt_builder.max_length
+
+
+def test_reranker_pickles_as_its_settings(reference_reranker, tiny_model_dir) -> None:
+    original = Reranker(
+        str(tiny_model_dir), backend="transformers", engine_options=FLOAT32, instruction="Find capitals",
+        max_length=2048, batch_size=2,
+    )
+    want = original.score(QUERY, DOCUMENTS)
+    for twin in (pickle.loads(pickle.dumps(original)), cloudpickle.loads(cloudpickle.dumps(original)),
+                 copy.deepcopy(original)):
+        with twin:
+            assert twin.backend is not original.backend
+            assert (twin.instruction, twin.max_length, twin.batch_size) == ("Find capitals", 2048, 2)
+            assert twin.score(QUERY, DOCUMENTS) == want
+    assert not original.closed
+    original.close()
+    # A closed reranker still carries its settings: the copy opens again.
+    with copy.deepcopy(original) as reopened:
+        assert reopened.score(QUERY, DOCUMENTS) == want
+
+
+@pytest.mark.vllm
+def test_a_vllm_reranker_copy_shares_the_live_engine(vllm_reranker) -> None:
+    from qwen3_rerank.backends.vllm_backend import live_engine_count
+
+    engines = live_engine_count()
+    twin = copy.deepcopy(vllm_reranker)
+    try:
+        assert live_engine_count() == engines and twin.backend.llm is vllm_reranker.backend.llm
+        assert twin.score(QUERY, DOCUMENTS[:2]) == vllm_reranker.score(QUERY, DOCUMENTS[:2])
+    finally:
+        twin.close()
+    assert not vllm_reranker.closed and live_engine_count() == engines
+
+
+def test_a_reranker_over_a_backend_object_says_why_it_cannot_pickle(reference_reranker, tiny_model_dir) -> None:
+    shared = Reranker(str(tiny_model_dir), backend=reference_reranker.backend)
+    with pytest.raises(TypeError, match=r"backend object \(TransformersBackend\) cannot be pickled or copied"):
+        pickle.dumps(shared)
