@@ -18,6 +18,7 @@ its end without touching anything else.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTROL_TOKEN_IDS",
     "DEFAULT_INSTRUCTION",
+    "DocumentChunk",
     "DEFAULT_MAX_LENGTH",
     "PREFIX",
     "PromptBuilder",
@@ -72,6 +74,34 @@ class PromptPlan:
 
     fixed_tokens: int
     document_budget: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChunk:
+    """One chunk of a document scored in ``long_documents="chunk"`` mode.
+
+    ``document[char_start:char_end]`` is the chunk's text, and the chunk was scored with the canonical prompt
+    of that text. ``token_start:token_end`` is its span in the document's own ids (those of
+    ``" " + document``, :meth:`PromptBuilder.document_ids`). ``score`` is None until the chunk is scored.
+    """
+
+    index: int
+    token_start: int
+    token_end: int
+    char_start: int
+    char_end: int
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """A chunk before scoring: its spans and the ids of ``" " + text``."""
+
+    token_start: int
+    token_end: int
+    char_start: int
+    char_end: int
+    ids: list[int]
 
 
 def load_hf_tokenizer(source: str) -> Any:
@@ -155,6 +185,93 @@ class PromptBuilder:
         encodings = self._plain.encode_batch([" " + doc for doc in documents], add_special_tokens=False)
         return [enc.ids for enc in encodings]
 
+    # -- chunks -------------------------------------------------------------------------------------
+
+    def chunk_documents(
+        self,
+        documents: Sequence[str],
+        chunk_tokens: int,
+        chunk_overlap: int = 0,
+    ) -> list[list[_Cut]]:
+        """Cut each document into chunks of at most ``chunk_tokens`` ids, consecutive chunks sharing about
+        ``chunk_overlap`` ids.
+
+        The boundary rule: a chunk is a piece of the document's *text*, and its ids are those of
+        ``" " + text`` tokenized on its own, i.e. exactly what the canonical prompt of that text holds (so a
+        cut never creates ids the text would not have). Cuts are chosen in the document's own ids, preferably
+        before an id whose text starts with a space (a pre-tokenizer word boundary): there the chunk's ids are
+        the very slice of the document's ids. A stretch without such a boundary (e.g. Chinese or Japanese
+        text) is cut before any id that starts a new character; the seam's ids then come from re-tokenizing
+        the chunk's text, and may differ from the slice. Every chunk is re-tokenized to check its length.
+        """
+        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 4:
+            raise ValueError(f"chunk_tokens must be an int >= 4, got {chunk_tokens!r}")
+        if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
+            raise ValueError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
+        if chunk_overlap >= chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap={chunk_overlap} must be smaller than chunk_tokens={chunk_tokens} (each chunk has "
+                "to move forward); lower chunk_overlap."
+            )
+        texts = [" " + doc for doc in documents]
+        encodings = self._plain.encode_batch(texts, add_special_tokens=False)
+        return [self._cut(text, enc.ids, enc.offsets, chunk_tokens, chunk_overlap)
+                for text, enc in zip(texts, encodings, strict=True)]
+
+    def _cut(
+        self, text: str, ids: list[int], offsets: list[tuple[int, int]], size: int, overlap: int
+    ) -> list[_Cut]:
+        n = len(ids)
+        if n <= size:
+            return [_Cut(0, n, 0, len(text) - 1, list(ids))]
+        # A cut before id k is clean when id k starts a new character (a multi-byte character split over
+        # byte-level ids shares one offset span); a word cut is a clean cut whose id starts with a space.
+        clean = [k for k in range(1, n) if offsets[k - 1][1] <= offsets[k][0] < offsets[k][1]]
+        words = [k for k in clean if text[offsets[k][0]] == " "]
+
+        def last_at_most(candidates: list[int], low: int, high: int) -> int | None:
+            i = bisect.bisect_right(candidates, high) - 1
+            return candidates[i] if i >= 0 and candidates[i] > low else None
+
+        def char_start(k: int) -> int:
+            # After a word cut the chunk's text starts after that space (the template adds its own).
+            if k == 0:
+                return 0
+            start = offsets[k][0]
+            return start if text[start] == " " else start - 1
+
+        def char_end(k: int) -> int:
+            return len(text) - 1 if k == n else offsets[k][0] - 1
+
+        cuts: list[_Cut] = []
+        start = 0
+        while True:
+            high = start + size
+            if high >= n:
+                end = n
+            else:
+                end = last_at_most(words, start + size // 2 - 1, high) or last_at_most(clean, start, high) or 0
+                if end == 0:
+                    raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
+            while True:
+                s, e = char_start(start), char_end(end)
+                chunk_ids = self._plain.encode(" " + text[1 + s : 1 + e], add_special_tokens=False).ids
+                if len(chunk_ids) <= size:
+                    break
+                # Re-tokenizing across a non-word seam can take more ids than the slice: cut earlier.
+                shorter = last_at_most(clean, start, end - 1)
+                if shorter is None:
+                    raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
+                end = shorter
+            cuts.append(_Cut(start, end, s, e, chunk_ids))
+            if end == n:
+                return cuts
+            following = end
+            if overlap:
+                following = (last_at_most(words, start, end - overlap) or last_at_most(clean, start, end - overlap)
+                             or end)
+            start = following
+
     def plan(self, instruction: str, query: str) -> PromptPlan:
         """The fixed token count of (instruction, query) and the document's token budget."""
         fixed = len(self.prefix_ids) + len(self._head_ids(instruction, query)) + len(self.suffix_ids)
@@ -191,6 +308,25 @@ class PromptBuilder:
             budget = self._budget(instruction, query)
             prompts.append([*self.prefix_ids, *self._head_ids(instruction, query), *ids[:budget], *suffix])
         return prompts
+
+    def chunk_budget(self, instruction: str, query: str, chunk_tokens: int | None) -> int:
+        """The chunk size for (instruction, query): ``chunk_tokens``, or all that fits beside the template."""
+        budget = self._budget(instruction, query)
+        if chunk_tokens is None:
+            return budget
+        if chunk_tokens > budget:
+            raise ValueError(
+                f"chunk_tokens={chunk_tokens} does not fit: the template, instruction and query leave "
+                f"{budget} tokens of max_length={self.max_length} for the document. Lower chunk_tokens, or "
+                "leave it None for what fits."
+            )
+        return chunk_tokens
+
+    def chunk_prompts(self, instruction: str, query: str, cuts: Sequence[_Cut]) -> list[list[int]]:
+        """The canonical prompt of each chunk's text, as ids."""
+        start = [*self.prefix_ids, *self._head_ids(instruction, query)]
+        suffix = list(self.suffix_ids)
+        return [start + cut.ids + suffix for cut in cuts]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of a prompt; handy for debugging (control tokens come back as their spelling)."""
