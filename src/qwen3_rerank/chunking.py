@@ -47,7 +47,7 @@ class ChunkOptions:
     ) -> ChunkOptions:
         if long_documents not in LONG_DOCUMENT_MODES:
             raise ValueError(f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}")
-        tokens = _count(chunk_tokens, "chunk_tokens", 4, optional=True)
+        tokens = _count(chunk_tokens, "chunk_tokens", 8, optional=True)
         overlap = _count(chunk_overlap, "chunk_overlap", 0, optional=False)
         assert overlap is not None
         if tokens is not None and overlap >= tokens:

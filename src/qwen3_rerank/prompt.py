@@ -204,8 +204,8 @@ class PromptBuilder:
         text) is cut before any id that starts a new character; the seam's ids then come from re-tokenizing
         the chunk's text, and may differ from the slice. Every chunk is re-tokenized to check its length.
         """
-        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 4:
-            raise ValueError(f"chunk_tokens must be an int >= 4, got {chunk_tokens!r}")
+        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 8:
+            raise ValueError(f"chunk_tokens must be an int >= 8, got {chunk_tokens!r}")
         if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
             raise ValueError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
         if chunk_overlap >= chunk_tokens:
@@ -228,6 +228,8 @@ class PromptBuilder:
         # byte-level ids shares one offset span); a word cut is a clean cut whose id starts with a space.
         clean = [k for k in range(1, n) if offsets[k - 1][1] <= offsets[k][0] < offsets[k][1]]
         words = [k for k in clean if text[offsets[k][0]] == " "]
+        # Right after an id that is one space, a cut gives the same text as the word cut before that space.
+        clean = [k for k in clean if text[offsets[k][0]] == " " or text[offsets[k - 1][0] : offsets[k][0]] != " "]
 
         def last_at_most(candidates: list[int], low: int, high: int) -> int | None:
             i = bisect.bisect_right(candidates, high) - 1
