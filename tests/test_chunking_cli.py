@@ -75,3 +75,37 @@ def test_eval_compares_truncate_and_chunk(tiny_model_dir, tmp_path, capfd) -> No
     ndcg = next(line for line in out if line.startswith("NDCG@10")).split()
     assert float(ndcg[2]) == pytest.approx(both["truncate"]["overall"]["ndcg@10"]["after"], abs=5e-5)
     assert float(ndcg[4]) == pytest.approx(both["chunk"]["overall"]["ndcg@10"]["after"], abs=5e-5)
+
+
+# -- the Ray job: the options reach every actor's Reranker ---------------------------------------------
+
+
+def test_batch_actor_scores_in_chunk_mode(tiny_model_dir, reference_reranker) -> None:
+    pa = pytest.importorskip("pyarrow")
+    from qwen3_rerank.batch.scorer import ShardScorer
+
+    chunking = {"long_documents": "chunk", "chunk_tokens": 16, "chunk_overlap": 4, "max_chunks": 64}
+    scorer = ShardScorer(str(tiny_model_dir), "transformers", {"dtype": "float32"}, reference_reranker.instruction,
+                         8192, 64, {}, chunking)
+    try:
+        batch = pa.table({"_shard": ["s"] * 3, "_row": [0, 1, 2], "query_id": ["q"] * 3, "doc_id": ["a", "b", "c"],
+                          "query": [QUERY] * 3, "document": DOCS})
+        got = scorer(batch).column("score").to_pylist()
+    finally:
+        scorer.reranker.close()
+    expected = reference_reranker.score(QUERY, DOCS, long_documents="chunk", chunk_tokens=16, chunk_overlap=4)
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_batch_job_checks_chunk_options_and_keeps_them_in_its_settings(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    from qwen3_rerank.batch import run_batch_job
+
+    source = tmp_path / "p.jsonl"
+    source.write_text(json.dumps({"query_id": "q", "doc_id": "d", "query": QUERY, "document": "x"}) + "\n")
+    with pytest.raises(ValueError, match="chunk_overlap=16 must be smaller than chunk_tokens=16"):
+        run_batch_job(source, tmp_path / "o.parquet", model="m", long_documents="chunk", chunk_tokens=16,
+                      chunk_overlap=16)
+    with pytest.raises(ValueError, match="long_documents must be 'truncate' or 'chunk'"):
+        run_batch_job(source, tmp_path / "o.parquet", model="m", long_documents="chunks")
+    assert not (tmp_path / "o.parquet.parts").exists()
