@@ -15,12 +15,16 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import chosen_model
+from qwen3_rerank.chunking import ChunkOptions
 from qwen3_rerank.validation import check_threshold, check_top_n
 
-__all__ = ["RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
+__all__ = ["CHUNK_KEY", "RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
 
 #: Metadata key of the relevance score on the documents the compressor returns.
 RELEVANCE_SCORE_KEY = "relevance_score"
+#: Metadata key of the winning chunk in ``long_documents="chunk"`` mode: its index, score, and token and
+#: character spans in ``page_content``.
+CHUNK_KEY = "qwen3_rerank_chunk"
 
 
 class Qwen3Rerank(BaseDocumentCompressor):
@@ -35,6 +39,9 @@ class Qwen3Rerank(BaseDocumentCompressor):
     ``top_n`` (``None``: all). Each result is ``doc.model_copy()`` with ``metadata["relevance_score"]``
     set, so ``Document.id`` and the other metadata survive and the documents passed in are not modified.
     Equal scores keep their input order.
+
+    ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
+    own) scores long documents by their best chunk; the copies then also carry ``metadata[CHUNK_KEY]``.
     """
 
     model: str = Field(default=DEFAULT_MODEL, description="Qwen3-Reranker model (Hub name or local directory).")
@@ -45,6 +52,13 @@ class Qwen3Rerank(BaseDocumentCompressor):
     instruction: str | None = Field(
         default=None, description="Task instruction for the model; None uses the reranker's default."
     )
+
+    long_documents: str | None = Field(
+        default=None, description="'truncate' or 'chunk' (long documents score their best chunk); None: the reranker's."
+    )
+    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
+    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
+    max_chunks: int | None = Field(default=None, description="Most chunks per document; None: the reranker's.")
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
@@ -59,6 +73,10 @@ class Qwen3Rerank(BaseDocumentCompressor):
         top_n: int | None = 3,
         score_threshold: float | None = None,
         instruction: str | None = None,
+        long_documents: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
         **reranker_options: Any,
     ) -> None:
         # Field validation runs here, before any engine starts.
@@ -67,7 +85,13 @@ class Qwen3Rerank(BaseDocumentCompressor):
             top_n=top_n,
             score_threshold=score_threshold,
             instruction=instruction,
+            long_documents=long_documents,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            max_chunks=max_chunks,
         )
+        # Checked now, like the other fields, not at the first query.
+        ChunkOptions.create().replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         self._owns_reranker = reranker is None
         self._reranker = Reranker(self.model, **reranker_options) if reranker is None else reranker
 
@@ -101,8 +125,10 @@ class Qwen3Rerank(BaseDocumentCompressor):
         ``callbacks`` is accepted for the interface; the retriever run that calls this reports the events.
         """
         docs, texts = _request(documents, allow_text=False)
-        ranked = self._reranker.rank(query, texts, self.top_n, self.score_threshold, instruction=self.instruction)
-        return [_scored(docs[r.index], r.score) for r in ranked]
+        ranked = self._reranker.rank(
+            query, texts, self.top_n, self.score_threshold, instruction=self.instruction, **self._chunking()
+        )
+        return [_scored(docs[r.index], r) for r in ranked]
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -110,9 +136,13 @@ class Qwen3Rerank(BaseDocumentCompressor):
         """Async :meth:`compress_documents`; the engine works off the event loop."""
         docs, texts = _request(documents, allow_text=False)
         ranked = await self._reranker.arank(
-            query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+            query, texts, self.top_n, self.score_threshold, instruction=self.instruction, **self._chunking()
         )
-        return [_scored(docs[r.index], r.score) for r in ranked]
+        return [_scored(docs[r.index], r) for r in ranked]
+
+    def _chunking(self) -> dict[str, Any]:
+        return {"long_documents": self.long_documents, "chunk_tokens": self.chunk_tokens,
+                "chunk_overlap": self.chunk_overlap, "max_chunks": self.max_chunks}
 
     # -- the rerank API of Cohere's and NVIDIA's LangChain rerankers --------------------------------
 
@@ -125,7 +155,7 @@ class Qwen3Rerank(BaseDocumentCompressor):
         the ``Document`` given. ``score_threshold`` and the compressor's ``top_n`` do not apply here.
         """
         docs, texts = _request(documents, allow_text=True)
-        ranked = self._reranker.rank(query, texts, top_n, instruction=self.instruction)
+        ranked = self._reranker.rank(query, texts, top_n, instruction=self.instruction, **self._chunking())
         return _rows(docs, ranked)
 
     async def arerank(
@@ -133,7 +163,7 @@ class Qwen3Rerank(BaseDocumentCompressor):
     ) -> list[dict[str, Any]]:
         """Async :meth:`rerank`."""
         docs, texts = _request(documents, allow_text=True)
-        ranked = await self._reranker.arank(query, texts, top_n, instruction=self.instruction)
+        ranked = await self._reranker.arank(query, texts, top_n, instruction=self.instruction, **self._chunking())
         return _rows(docs, ranked)
 
 
@@ -156,9 +186,14 @@ def _request(documents: Sequence[Any], *, allow_text: bool) -> tuple[list[Any], 
     return docs, texts
 
 
-def _scored(doc: Document, score: float) -> Document:
+def _scored(doc: Document, ranked: RankedDocument) -> Document:
     # model_copy keeps id and every other field; the metadata dict is new, so the input stays untouched.
-    return doc.model_copy(update={"metadata": {**doc.metadata, RELEVANCE_SCORE_KEY: score}})
+    added: dict[str, Any] = {RELEVANCE_SCORE_KEY: ranked.score}
+    if ranked.best_chunk is not None:
+        chunk = ranked.best_chunk
+        added[CHUNK_KEY] = {"index": chunk.index, "score": chunk.score, "token_start": chunk.token_start,
+                            "token_end": chunk.token_end, "char_start": chunk.char_start, "char_end": chunk.char_end}
+    return doc.model_copy(update={"metadata": {**doc.metadata, **added}})
 
 
 def _rows(docs: list[str | Document], ranked: Sequence[RankedDocument]) -> list[dict[str, Any]]:
@@ -168,6 +203,6 @@ def _rows(docs: list[str | Document], ranked: Sequence[RankedDocument]) -> list[
         rows.append({
             "index": r.index,
             "relevance_score": r.score,
-            "document": _scored(doc, r.score) if isinstance(doc, Document) else doc,
+            "document": _scored(doc, r) if isinstance(doc, Document) else doc,
         })
     return rows

@@ -20,14 +20,18 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from qwen3_rerank import DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import chosen_model
+from qwen3_rerank.chunking import ChunkOptions
 from qwen3_rerank.validation import check_threshold, check_top_n
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
+__all__ = ["CHUNK_KEY", "RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
 
 dispatcher = get_dispatcher(__name__)
 
 #: Metadata key that holds the retriever's score when ``keep_retrieval_score=True``.
 RETRIEVAL_SCORE_KEY = "retrieval_score"
+#: Metadata key that holds the winning chunk in ``long_documents="chunk"`` mode: its index, score, and token
+#: and character spans in the text that was scored (``node.get_content(metadata_mode)``).
+CHUNK_KEY = "qwen3_rerank_chunk"
 
 
 class Qwen3Rerank(BaseNodePostprocessor):
@@ -42,6 +46,10 @@ class Qwen3Rerank(BaseNodePostprocessor):
     the retriever saw). ``score_threshold`` keeps nodes scoring at least that much; ``top_n`` then keeps
     the first n (``None``: all). The result is new ``NodeWithScore`` objects whose ``score`` is the
     relevance; equal scores keep their input order; the nodes passed in are never modified.
+
+    ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
+    own) scores long nodes by their best chunk, and the returned nodes are copies whose
+    ``metadata[CHUNK_KEY]`` says which chunk won (hidden from LLM and embedder).
     """
 
     model: str = Field(default=DEFAULT_MODEL, description="Qwen3-Reranker model (Hub name or local directory).")
@@ -60,6 +68,13 @@ class Qwen3Rerank(BaseNodePostprocessor):
         default=None, description="Task instruction for the model; None uses the reranker's default."
     )
 
+    long_documents: str | None = Field(
+        default=None, description="'truncate' or 'chunk' (score long nodes by their best chunk); None: the reranker's."
+    )
+    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
+    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
+    max_chunks: int | None = Field(default=None, description="Most chunks per node; None: the reranker's.")
+
     _reranker: Reranker = PrivateAttr()
     _owns_reranker: bool = PrivateAttr(default=False)
 
@@ -74,6 +89,10 @@ class Qwen3Rerank(BaseNodePostprocessor):
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         instruction: str | None = None,
         callback_manager: CallbackManager | None = None,
+        long_documents: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
         **reranker_options: Any,
     ) -> None:
         # Field validation runs here, before any engine starts.
@@ -85,7 +104,13 @@ class Qwen3Rerank(BaseNodePostprocessor):
             metadata_mode=metadata_mode,
             instruction=instruction,
             callback_manager=callback_manager or CallbackManager([]),
+            long_documents=long_documents,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            max_chunks=max_chunks,
         )
+        # Checked now, like the other fields, not at the first query.
+        ChunkOptions.create().replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         self._owns_reranker = reranker is None
         self._reranker = Reranker(self.model, **reranker_options) if reranker is None else reranker
 
@@ -120,7 +145,9 @@ class Qwen3Rerank(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
-            ranked = self._reranker.rank(query, texts, self.top_n, self.score_threshold, instruction=self.instruction)
+            ranked = self._reranker.rank(
+                query, texts, self.top_n, self.score_threshold, instruction=self.instruction, **self._chunking()
+            )
             return self._finish(event, nodes, ranked)
 
     @dispatcher.span
@@ -130,9 +157,13 @@ class Qwen3Rerank(BaseNodePostprocessor):
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
             ranked = await self._reranker.arank(
-                query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+                query, texts, self.top_n, self.score_threshold, instruction=self.instruction, **self._chunking()
             )
             return self._finish(event, nodes, ranked)
+
+    def _chunking(self) -> dict[str, Any]:
+        return {"long_documents": self.long_documents, "chunk_tokens": self.chunk_tokens,
+                "chunk_overlap": self.chunk_overlap, "max_chunks": self.max_chunks}
 
     def _request(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
         if query_bundle is None:
@@ -168,22 +199,33 @@ class Qwen3Rerank(BaseNodePostprocessor):
     def _finish(
         self, event: EventContext, nodes: Sequence[NodeWithScore], ranked: Sequence[RankedDocument]
     ) -> list[NodeWithScore]:
-        reranked = [NodeWithScore(node=self._output_node(nodes[r.index]), score=r.score) for r in ranked]
+        reranked = [NodeWithScore(node=self._output_node(nodes[r.index], r), score=r.score) for r in ranked]
         event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
 
-    def _output_node(self, item: NodeWithScore) -> BaseNode:
-        if not self.keep_retrieval_score:
+    def _output_node(self, item: NodeWithScore, ranked: RankedDocument) -> BaseNode:
+        added: dict[str, Any] = {}
+        if self.keep_retrieval_score:
+            added[RETRIEVAL_SCORE_KEY] = item.score
+        if ranked.best_chunk is not None:
+            chunk = ranked.best_chunk
+            added[CHUNK_KEY] = {"index": chunk.index, "score": chunk.score, "token_start": chunk.token_start,
+                                "token_end": chunk.token_end, "char_start": chunk.char_start,
+                                "char_end": chunk.char_end}
+        if not added:
             return item.node
         node = item.node
-        # A copy with its own metadata and key lists: the caller's node stays as it was, and the score is
-        # listed as excluded so it never reaches the text an LLM or an embedding model sees.
+        # A copy with its own metadata and key lists: the caller's node stays as it was, and the added keys
+        # are listed as excluded so they never reach the text an LLM or an embedding model sees.
+        embed_keys, llm_keys = list(node.excluded_embed_metadata_keys), list(node.excluded_llm_metadata_keys)
+        for key in added:
+            embed_keys, llm_keys = _with_key(embed_keys, key), _with_key(llm_keys, key)
         return node.model_copy(
             update={
-                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: item.score},
-                "excluded_embed_metadata_keys": _with_key(node.excluded_embed_metadata_keys, RETRIEVAL_SCORE_KEY),
-                "excluded_llm_metadata_keys": _with_key(node.excluded_llm_metadata_keys, RETRIEVAL_SCORE_KEY),
+                "metadata": {**node.metadata, **added},
+                "excluded_embed_metadata_keys": embed_keys,
+                "excluded_llm_metadata_keys": llm_keys,
             }
         )
 
