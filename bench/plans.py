@@ -29,7 +29,7 @@ def _variant(label: str, est_s: int, **engine_options: Any) -> Run:
 PLANS: dict[str, list[Run]] = {
     # CPU smoke check: every contender and every code path on tiny workloads.
     "quick": [
-        _run("ours", "ours", "0.6B", 150, extras=_OURS_EXTRAS),
+        _run("ours", "ours", "0.6B", 150, extras=_OURS_EXTRAS + ",long_chunk"),
         _run("original", "original", "0.6B", 150),
         _run("vllm_score", "vllm_score", "0.6B", 150),
         _run("transformers", "transformers", "0.6B", 60),
@@ -56,5 +56,9 @@ PLANS: dict[str, list[Run]] = {
         _run("ours", "ours", "4B", 200, reps=2, rag_calls=20, rag_warmup=3),
         _run("ours", "ours", "8B", 240, reps=2, rag_calls=20, rag_warmup=3),
         _variant("ours+fp8", 120, quantization="fp8"),
+    ],
+    # Long documents (10k-30k tokens, past max_length 8192) scored by chunks, and truncated for the cost.
+    "f": [
+        _run("ours_chunk", "ours", "0.6B", 120, workloads="long_chunk"),
     ],
 }

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from contenders import CONTENDERS, Contender
 from metrics import linear_params, mfu, percentile
-from workloads import QUICK_SIZES, SIZES, Sizes, Workload, bulk, long_documents, rag_call
+from workloads import QUICK_SIZES, SIZES, Sizes, Workload, bulk, chunk_documents, long_documents, rag_call
 
 from qwen3_rerank import PromptBuilder
 from qwen3_rerank.prompt import DEFAULT_INSTRUCTION
@@ -170,6 +170,50 @@ def run_long(c: Contender, builder: PromptBuilder, sizes: Sizes, params: int) ->
     }
 
 
+def run_long_chunk(c: Any, builder: PromptBuilder, sizes: Sizes, params: int) -> dict[str, Any]:
+    """Ours only: documents longer than max_length, scored by chunks (and, for the cost, truncated)."""
+    reranker = c.reranker
+    options = {"long_documents": "chunk", "chunk_tokens": sizes.chunk_tokens, "chunk_overlap": sizes.chunk_overlap,
+               "max_chunks": None}
+    pairs = chunk_documents(sizes).pairs()
+    reranker.score_pairs(chunk_documents(sizes, seed="chunk-warm").pairs()[:2], **options)
+    # What the engine is given: every chunk prompt (prompt building is timed below, as a user sees it).
+    from qwen3_rerank.chunking import ChunkOptions, plan_chunks
+
+    triples = [(DEFAULT_INSTRUCTION, q, d) for q, d in pairs]
+    plan = plan_chunks(builder, triples, ChunkOptions.create(**options))
+    chunk_tokens = sum(len(p) for p in plan.prompts)
+    doc_tokens = [len(ids) for ids in builder.document_ids([d for _, d in pairs])]
+    start = time.perf_counter()
+    scores = reranker.score_pairs(pairs, **options)
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    plan_chunks(builder, triples, ChunkOptions.create(**options))
+    build_seconds = time.perf_counter() - start
+    truncated_tokens = sum(_prompt_tokens(builder, pairs))
+    start = time.perf_counter()
+    truncated = reranker.score_pairs(pairs, long_documents="truncate")
+    truncate_seconds = time.perf_counter() - start
+    return {
+        "pairs": len(pairs),
+        "chunks": len(plan.prompts),
+        "chunks_per_doc": len(plan.prompts) / len(pairs),
+        "min_doc_tokens": min(doc_tokens),
+        "max_doc_tokens": max(doc_tokens),
+        "chunk_tokens_setting": sizes.chunk_tokens,
+        "chunk_overlap": sizes.chunk_overlap,
+        "tokens": chunk_tokens,
+        **_throughput(chunk_tokens, len(pairs), seconds, params),
+        "docs_per_s": len(pairs) / seconds,
+        "build_seconds": build_seconds,
+        "truncate": {"tokens": truncated_tokens, **_throughput(truncated_tokens, len(pairs), truncate_seconds, params)},
+        # A sanity figure: chunk mode sees the truncated start too, so it should rarely score lower.
+        "share_chunk_ge_truncate": sum(s >= t - 1e-6 for s, t in zip(scores, truncated, strict=True)) / len(pairs),
+        "scores": scores,
+        "scores_truncate": truncated,
+    }
+
+
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in ("torch", "transformers", "vllm", "sentence_transformers", "tokenizers"):
@@ -191,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rag-calls", type=int, default=30)
     parser.add_argument("--rag-warmup", type=int, default=5)
     parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours only)")
-    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown")
+    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown,long_chunk")
     args = parser.parse_args(argv)
 
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -234,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "bulk_prefix_first": lambda: run_bulk_prefix_first(contender, builder, sizes, args.reps, params),
         "build_only": lambda: run_build_only(contender, sizes),
         "rag_breakdown": lambda: run_rag_breakdown(contender, sizes),
+        "long_chunk": lambda: run_long_chunk(contender, builder, sizes, params),
     }
     wanted = [w for w in args.workloads.split(",") if w] + [e for e in args.extras.split(",") if e]
     for name in wanted:
