@@ -245,34 +245,50 @@ class PromptBuilder:
         def char_end(k: int) -> int:
             return len(text) - 1 if k == n else offsets[k][0] - 1
 
+        def first_end(start: int) -> int:
+            high = start + size
+            if high >= n:
+                return n
+            end = last_at_most(words, start + size // 2 - 1, high) or last_at_most(clean, start, high)
+            if end is None:
+                raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
+            return end
+
+        def following(start: int, end: int) -> int:
+            if not overlap:
+                return end
+            return last_at_most(words, start, end - overlap) or last_at_most(clean, start, end - overlap) or end
+
+        def encode(start: int, end: int) -> str:
+            return " " + text[1 + char_start(start) : 1 + char_end(end)]
+
         cuts: list[_Cut] = []
         start = 0
         while True:
-            high = start + size
-            if high >= n:
-                end = n
-            else:
-                end = last_at_most(words, start + size // 2 - 1, high) or last_at_most(clean, start, high) or 0
-                if end == 0:
-                    raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
-            while True:
-                s, e = char_start(start), char_end(end)
-                chunk_ids = self._plain.encode(" " + text[1 + s : 1 + e], add_special_tokens=False).ids
-                if len(chunk_ids) <= size:
+            # Plan the rest as if every chunk re-tokenized within size (true at word cuts) and check them all
+            # in one batched call; the first that does not fit is cut earlier and the rest planned again.
+            spans = [(start, first_end(start))]
+            while spans[-1][1] < n:
+                spans.append((following(*spans[-1]), 0))
+                spans[-1] = (spans[-1][0], first_end(spans[-1][0]))
+            encoded = self._plain.encode_batch([encode(a, b) for a, b in spans], add_special_tokens=False)
+            for (a, b), encoding in zip(spans, encoded, strict=True):
+                if len(encoding.ids) > size:
                     break
-                # Re-tokenizing across a non-word seam can take more ids than the slice: cut earlier.
-                shorter = last_at_most(clean, start, end - 1)
+                cuts.append(_Cut(a, b, char_start(a), char_end(b), encoding.ids))
+            else:
+                return cuts
+            # Re-tokenizing across a non-word seam can take more ids than the slice: cut earlier.
+            while True:
+                shorter = last_at_most(clean, a, b - 1)
                 if shorter is None:
                     raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
-                end = shorter
-            cuts.append(_Cut(start, end, s, e, chunk_ids))
-            if end == n:
-                return cuts
-            following = end
-            if overlap:
-                following = (last_at_most(words, start, end - overlap) or last_at_most(clean, start, end - overlap)
-                             or end)
-            start = following
+                b = shorter
+                chunk_ids = self._plain.encode(encode(a, b), add_special_tokens=False).ids
+                if len(chunk_ids) <= size:
+                    break
+            cuts.append(_Cut(a, b, char_start(a), char_end(b), chunk_ids))
+            start = following(a, b)
 
     def plan(self, instruction: str, query: str) -> PromptPlan:
         """The fixed token count of (instruction, query) and the document's token budget."""
