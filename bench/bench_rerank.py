@@ -136,6 +136,9 @@ def _summary_line(r: dict[str, Any]) -> str:
     parts.append(f"bulk {bulk.get('tokens_per_s', nan) / 1e3:7.1f}k tok/s mfu {bulk.get('mfu', nan):.2f}")
     parts.append(f"rag p50 {rag.get('p50_ms', float('nan')):7.1f} p99 {rag.get('p99_ms', float('nan')):7.1f} ms")
     parts.append(f"long {long_.get('tokens_per_s', float('nan')) / 1e3:7.1f}k tok/s")
+    if "long_chunk" in w:
+        chunked = w["long_chunk"]
+        parts.append(f"chunk {chunked['docs_per_s']:.1f} docs/s {chunked['tokens_per_s'] / 1e3:.1f}k tok/s")
     parts.append(f"mem {r.get('gpu_memory', {}).get('nvidia_smi_peak_mib')} MiB")
     if r.get("errors"):
         parts.append(f"errors {sorted(r['errors'])}")

@@ -29,7 +29,7 @@ def _variant(label: str, est_s: int, **engine_options: Any) -> Run:
 PLANS: dict[str, list[Run]] = {
     # CPU smoke check: every contender and every code path on tiny workloads.
     "quick": [
-        _run("ours", "ours", "0.6B", 150, extras=_OURS_EXTRAS),
+        _run("ours", "ours", "0.6B", 150, extras=_OURS_EXTRAS + ",long_chunk"),
         _run("original", "original", "0.6B", 150),
         _run("vllm_score", "vllm_score", "0.6B", 150),
         _run("transformers", "transformers", "0.6B", 60),
@@ -66,5 +66,9 @@ PLANS: dict[str, list[Run]] = {
         _run("vllm_score_e", "vllm_score", "0.6B", 140, reps=2),
         _run("ours_packed", "ours_packed", "4B", 90, workloads="bulk", reps=2, engine_options={"compile": True}),
         _run("ours_packed-eager", "ours_packed", "0.6B", 50, workloads="bulk,rag", reps=2),
+    ],
+    # Long documents (10k-30k tokens, past max_length 8192) scored by chunks, and truncated for the cost.
+    "f": [
+        _run("ours_chunk", "ours", "0.6B", 120, workloads="long_chunk"),
     ],
 }

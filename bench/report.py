@@ -191,6 +191,32 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def chunk_table(runs: list[dict[str, Any]]) -> str:
+    """Long documents past max_length: chunk mode's throughput, and truncation's on the same documents."""
+    lines = [
+        "| run | model | documents (tokens) | chunks per doc | chunk mode docs/s | chunk mode tokens/s | chunk MFU "
+        "| truncate docs/s | truncate tokens/s | chunk time / truncate time | peak GPU memory (GiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        w = run.get("workloads", {}).get("long_chunk")
+        if not w:
+            if "long_chunk" in run.get("errors", {}):
+                lines.append(f"| {run['label']} | {run.get('shape')} | error: {run['errors']['long_chunk'][:80]} "
+                             "| | | | | | | | |")
+            continue
+        t = w["truncate"]
+        lines.append(
+            f"| {run['label']} | {run.get('shape')} | {w['pairs']} ({w['min_doc_tokens']}-{w['max_doc_tokens']}) "
+            f"| {w['chunks_per_doc']:.2f} | {_fmt(w['docs_per_s'])} | {_fmt(w['tokens_per_s'], 1e3, 1, 'k')} "
+            f"| {_fmt(w['mfu'] * 100, 1, 0, '%')} | {_fmt(t['pairs_per_s'])} | {_fmt(t['tokens_per_s'], 1e3, 1, 'k')} "
+            f"| {w['seconds'] / t['seconds']:.2f} | {_memory(run)} |"
+        )
+    if len(lines) == 2:
+        lines.append("| not run | | | | | | | | | | |")
+    return "\n".join(lines)
+
+
 def floor_table(runs: list[dict[str, Any]]) -> str:
     floor = next((r for r in runs if r.get("label") == "gemm_floor" and r.get("gemm")), None)
     if floor is None:
@@ -475,6 +501,7 @@ def main() -> int:
             "### 0.6B, every contender\n\n" + contender_table(runs, "0.6B", SIDE_BY_SIDE),
             "### 0.6B, what each engine option buys\n\n" + variants_table(runs, "0.6B"),
             "### Model sizes (ours, default settings)\n\n" + sizes_table(runs),
+            "### Long documents by chunks (long_documents=\"chunk\")\n\n" + chunk_table(runs),
             "### Ceilings\n\n" + floor_table(runs),
         ]
     )

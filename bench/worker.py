@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from contenders import CONTENDERS, Contender
 from metrics import linear_params, max_abs_diff, mfu, percentile, top_changes
-from workloads import QUICK_SIZES, SIZES, Sizes, Workload, bulk, long_documents, rag_call
+from workloads import QUICK_SIZES, SIZES, Sizes, Workload, bulk, chunk_documents, long_documents, rag_call
 
 from qwen3_rerank import PromptBuilder
 from qwen3_rerank.prompt import DEFAULT_INSTRUCTION
@@ -196,6 +196,50 @@ def run_exactness(c: Any, sizes: Sizes, model: str) -> dict[str, Any]:
     }
 
 
+def run_long_chunk(c: Any, builder: PromptBuilder, sizes: Sizes, params: int) -> dict[str, Any]:
+    """Ours only: documents longer than max_length, scored by chunks (and, for the cost, truncated)."""
+    reranker = c.reranker
+    options = {"long_documents": "chunk", "chunk_tokens": sizes.chunk_tokens, "chunk_overlap": sizes.chunk_overlap,
+               "max_chunks": None}
+    pairs = chunk_documents(sizes).pairs()
+    reranker.score_pairs(chunk_documents(sizes, seed="chunk-warm").pairs()[:2], **options)
+    # What the engine is given: every chunk prompt (prompt building is timed below, as a user sees it).
+    from qwen3_rerank.chunking import ChunkOptions, plan_chunks
+
+    triples = [(DEFAULT_INSTRUCTION, q, d) for q, d in pairs]
+    plan = plan_chunks(builder, triples, ChunkOptions.create(**options))
+    chunk_tokens = sum(len(p) for p in plan.prompts)
+    doc_tokens = [len(ids) for ids in builder.document_ids([d for _, d in pairs])]
+    start = time.perf_counter()
+    scores = reranker.score_pairs(pairs, **options)
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    plan_chunks(builder, triples, ChunkOptions.create(**options))
+    build_seconds = time.perf_counter() - start
+    truncated_tokens = sum(_prompt_tokens(builder, pairs))
+    start = time.perf_counter()
+    truncated = reranker.score_pairs(pairs, long_documents="truncate")
+    truncate_seconds = time.perf_counter() - start
+    return {
+        "pairs": len(pairs),
+        "chunks": len(plan.prompts),
+        "chunks_per_doc": len(plan.prompts) / len(pairs),
+        "min_doc_tokens": min(doc_tokens),
+        "max_doc_tokens": max(doc_tokens),
+        "chunk_tokens_setting": sizes.chunk_tokens,
+        "chunk_overlap": sizes.chunk_overlap,
+        "tokens": chunk_tokens,
+        **_throughput(chunk_tokens, len(pairs), seconds, params),
+        "docs_per_s": len(pairs) / seconds,
+        "build_seconds": build_seconds,
+        "truncate": {"tokens": truncated_tokens, **_throughput(truncated_tokens, len(pairs), truncate_seconds, params)},
+        # A sanity figure: chunk mode sees the truncated start too, so it should rarely score lower.
+        "share_chunk_ge_truncate": sum(s >= t - 1e-6 for s, t in zip(scores, truncated, strict=True)) / len(pairs),
+        "scores": scores,
+        "scores_truncate": truncated,
+    }
+
+
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in ("torch", "transformers", "vllm", "sentence_transformers", "tokenizers"):
@@ -217,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rag-calls", type=int, default=30)
     parser.add_argument("--rag-warmup", type=int, default=5)
     parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours, ours_packed)")
-    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown; "
-                        "ours_packed: exactness")
+    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown,"
+                        "long_chunk; ours_packed: exactness")
     args = parser.parse_args(argv)
 
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -262,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_only": lambda: run_build_only(contender, sizes),
         "rag_breakdown": lambda: run_rag_breakdown(contender, sizes),
         "exactness": lambda: run_exactness(contender, sizes, args.model),
+        "long_chunk": lambda: run_long_chunk(contender, builder, sizes, params),
     }
     wanted = [w for w in args.workloads.split(",") if w] + [e for e in args.extras.split(",") if e]
     for name in wanted:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from vocabulary import ADJECTIVES, CONTENT_WORDS, FUNCTION_WORDS, VERBS, WORDS
 
-__all__ = ["Workload", "Sizes", "bulk", "long_documents", "rag_call", "SIZES", "QUICK_SIZES"]
+__all__ = ["Workload", "Sizes", "bulk", "chunk_documents", "long_documents", "rag_call", "SIZES", "QUICK_SIZES"]
 
 # Common English runs about 1.1 tokens a word with punctuation; 185 words give the issue's ~285-token pair
 # (81 fixed template+instruction+query tokens, ~204 document tokens).
@@ -32,6 +32,14 @@ class Sizes:
     long_docs_per_query: int = 10
     long_min_tokens: int = 4000
     long_max_tokens: int = 7900
+    # Documents longer than max_length, scored in long_documents="chunk" mode.
+    chunk_queries: int = 8
+    chunk_docs_per_query: int = 8
+    chunk_min_tokens: int = 10_000
+    chunk_max_tokens: int = 30_000
+    #: ids per chunk; None: what fits under max_length (8192) beside the query.
+    chunk_tokens: int | None = None
+    chunk_overlap: int = 256
 
 
 SIZES = Sizes()
@@ -45,6 +53,12 @@ QUICK_SIZES = Sizes(
     long_docs_per_query=2,
     long_min_tokens=300,
     long_max_tokens=500,
+    chunk_queries=1,
+    chunk_docs_per_query=3,
+    chunk_min_tokens=400,
+    chunk_max_tokens=900,
+    chunk_tokens=128,
+    chunk_overlap=16,
 )
 
 
@@ -130,3 +144,14 @@ def long_documents(sizes: Sizes = SIZES, seed: str = "long") -> Workload:
     rng.shuffle(targets)
     words = [int(t / _TOKENS_PER_WORD) for t in targets]
     return _workload(seed, seed, sizes.long_queries, sizes.long_docs_per_query, words)
+
+
+def chunk_documents(sizes: Sizes = SIZES, seed: str = "chunk") -> Workload:
+    """8 queries x 8 documents of 10k-30k tokens: longer than max_length, so chunk mode has 2-4 chunks each."""
+    n = sizes.chunk_queries * sizes.chunk_docs_per_query
+    rng = random.Random(f"{seed}-lengths")
+    span = sizes.chunk_max_tokens - sizes.chunk_min_tokens
+    targets = [sizes.chunk_min_tokens + (span * i) // max(1, n - 1) for i in range(n)]
+    rng.shuffle(targets)
+    words = [int(t / _TOKENS_PER_WORD) for t in targets]
+    return _workload(seed, seed, sizes.chunk_queries, sizes.chunk_docs_per_query, words)

@@ -10,8 +10,9 @@ import qwen3_rerank
 
 def test_all_is_pinned() -> None:
     assert sorted(qwen3_rerank.__all__) == sorted([
-        "BackendNotInstalledError", "DEFAULT_INSTRUCTION", "DEFAULT_MAX_LENGTH", "DEFAULT_MODEL", "EngineError",
-        "ModelNotFoundError", "NO_TOKEN_ID", "NotAQwen3RerankerError", "PromptBuilder", "PromptTooLongError",
+        "BackendNotInstalledError", "DEFAULT_INSTRUCTION", "DEFAULT_MAX_LENGTH", "DEFAULT_MODEL", "DocumentChunk",
+        "DocumentTooLongError", "EngineError", "ModelNotFoundError", "NO_TOKEN_ID", "NotAQwen3RerankerError",
+        "PromptBuilder", "PromptTooLongError",
         "Qwen3RerankError", "RankedDocument", "Reranker", "ServerError", "YES_TOKEN_ID", "__version__",
         "canonical_prompt", "relevance_from_logits",
     ])

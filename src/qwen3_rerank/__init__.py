@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .errors import (
     BackendNotInstalledError,
+    DocumentTooLongError,
     EngineError,
     ModelNotFoundError,
     NotAQwen3RerankerError,
@@ -11,7 +12,7 @@ from .errors import (
     Qwen3RerankError,
     ServerError,
 )
-from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, PromptBuilder, canonical_prompt
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder, canonical_prompt
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
 from .reranker import DEFAULT_MODEL, Reranker
 from .results import RankedDocument
@@ -23,6 +24,8 @@ __all__ = [
     "DEFAULT_INSTRUCTION",
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_MODEL",
+    "DocumentChunk",
+    "DocumentTooLongError",
     "EngineError",
     "ModelNotFoundError",
     "NO_TOKEN_ID",

@@ -151,13 +151,17 @@ def adapter_rank(
     threshold: float | None = None,
     *,
     instruction: str | None = None,
+    **options: Any,
 ) -> tuple[RankedDocument, ...]:
-    """:meth:`Reranker.rank`, where ``top_n=0`` checks the input and returns nothing without scoring."""
+    """:meth:`Reranker.rank`, where ``top_n=0`` checks the input and returns nothing without scoring.
+
+    ``options`` are :meth:`Reranker.rank`'s per-call options (``long_documents``, ``chunk_tokens`` ...).
+    """
     if top_n == 0:
         check_query(query, instruction, reranker.instruction)
         check_documents(texts)
         return ()
-    return reranker.rank(query, texts, top_n, threshold, instruction=instruction)
+    return reranker.rank(query, texts, top_n, threshold, instruction=instruction, **options)
 
 
 async def adapter_arank(
@@ -168,11 +172,12 @@ async def adapter_arank(
     threshold: float | None = None,
     *,
     instruction: str | None = None,
+    **options: Any,
 ) -> tuple[RankedDocument, ...]:
     """Async :func:`adapter_rank`."""
     if top_n == 0:
         return adapter_rank(reranker, query, texts, 0, instruction=instruction)
-    return await reranker.arank(query, texts, top_n, threshold, instruction=instruction)
+    return await reranker.arank(query, texts, top_n, threshold, instruction=instruction, **options)
 
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Any:

@@ -63,6 +63,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False):  # -> Reranker
+    from .cli_chunking import long_document_options
     from .reranker import Reranker
 
     return Reranker(
@@ -72,6 +73,7 @@ def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False)
         max_length=args.max_length,
         engine_options=_engine_options(args),
         show_progress=show_progress,
+        **long_document_options(args),
     )
 
 

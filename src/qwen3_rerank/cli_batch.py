@@ -10,6 +10,7 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     from .cli import add_model_arguments
+    from .cli_chunking import add_long_document_arguments
 
     parser = sub.add_parser(
         "batch",
@@ -32,12 +33,14 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--output-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_model_arguments(parser)
+    add_long_document_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .batch import run_batch_job
     from .cli import _engine_options
+    from .cli_chunking import long_document_options
 
     summary = run_batch_job(
         args.input,
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         ray_address=args.ray_address,
         progress=not args.quiet,
+        **long_document_options(args),
     )
     print(summary, file=sys.stderr)
     return 0 if summary.complete else 1

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 def add_parser(sub: Any) -> None:
     from .cli import add_model_arguments
+    from .cli_chunking import add_long_document_arguments
     from .evaluation.metrics import DEFAULT_METRICS
 
     parser = sub.add_parser(
@@ -47,6 +48,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(parser)
+    add_long_document_arguments(parser, several=True)
     # None means "not given", so the task table can choose; an explicit --instruction always wins.
     parser.set_defaults(run=run, instruction=None)
     for action in parser._actions:
@@ -63,6 +65,20 @@ def _print_table(report: Any, out: IO[str]) -> None:
         out.write(f"{metric_label(metric):<12} {before:>12.4f} {after:>10.4f} {after - before:>+9.4f}\n")
 
 
+def _print_comparison(reports: dict[str, Any], out: IO[str]) -> None:
+    """One column per --long-documents mode, each with its delta over the first stage."""
+    from .evaluation.metrics import metric_label
+
+    first = next(iter(reports.values()))
+    out.write(f"{'metric':<12} {'first stage':>12}" + "".join(f" {m:>10} {'delta':>9}" for m in reports) + "\n")
+    for metric in first.metrics:
+        before = first.before.overall[metric]
+        cells = "".join(
+            f" {r.after.overall[metric]:>10.4f} {r.after.overall[metric] - before:>+9.4f}" for r in reports.values()
+        )
+        out.write(f"{metric_label(metric):<12} {before:>12.4f}{cells}\n")
+
+
 def _print_per_query(report: Any, out: IO[str]) -> None:
     from .evaluation.metrics import metric_label
 
@@ -76,6 +92,7 @@ def _print_per_query(report: Any, out: IO[str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .cli import reranker_from_args
+    from .cli_chunking import long_document_modes
     from .evaluation import bm25_run, evaluate_reranker, instruction_for, load_beir, read_trec_run, write_trec_run
     from .evaluation.beir import qrels_path, read_qrels
 
@@ -84,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.first_stage_run is not None and args.save_first_stage is not None:
         raise ValueError("--save-first-stage saves the BM25 run; with --run the first stage is already a file")
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    modes = long_document_modes(args, several=True)
     log = sys.stderr
 
     if args.first_stage_run is not None:
@@ -107,27 +125,40 @@ def run(args: argparse.Namespace) -> int:
         source = "--instruction"
     print(f"instruction ({source}): {args.instruction}", file=log)
 
+    reports: dict[str, Any] = {}
     with reranker_from_args(args) as reranker:
-        report = evaluate_reranker(
-            dataset, reranker, first_stage, top_k=args.top_k, metrics=metrics,
-            ignore_identical_ids=not args.keep_identical_ids, show_progress=not args.no_progress,
-        )
+        # Several --long-documents modes share one engine; each is a view with its own default.
+        for mode in modes:
+            report = evaluate_reranker(
+                dataset, reranker.with_options(long_documents=mode), first_stage, top_k=args.top_k,
+                metrics=metrics, ignore_identical_ids=not args.keep_identical_ids, show_progress=not args.no_progress,
+            )
+            reports[mode] = report
 
     output_run = args.output_run or Path(f"{dataset.name.replace('/', '-')}.{dataset.split}.reranked.trec")
-    write_trec_run(report.reranked_run, output_run)
-    print(
-        f"{report.queries_evaluated} queries evaluated, {report.pairs_scored} pairs reranked (top {report.top_k}); "
-        f"reranked run: {output_run}",
-        file=log,
-    )
+    for mode, report in reports.items():
+        path = output_run if len(modes) == 1 else output_run.with_name(f"{output_run.stem}.{mode}{output_run.suffix}")
+        write_trec_run(report.reranked_run, path)
+        print(
+            f"{report.queries_evaluated} queries evaluated, {report.pairs_scored} pairs reranked (top {report.top_k}"
+            f"{', long documents: ' + mode if len(modes) > 1 or mode != 'truncate' else ''}); reranked run: {path}",
+            file=log,
+        )
     if report.queries_without_relevant:
         print(f"{report.queries_without_relevant} judged queries have no relevant document and are left out", file=log)
     if report.queries_missing_from_run:
         print(f"warning: the first stage retrieved nothing for {report.queries_missing_from_run} queries", file=log)
     if args.report is not None:
-        args.report.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        content = report.to_dict() if len(modes) == 1 else {mode: r.to_dict() for mode, r in reports.items()}
+        args.report.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     if args.per_query:
-        _print_per_query(report, sys.stdout)
-        sys.stdout.write("\n")
-    _print_table(report, sys.stdout)
+        for mode, r in reports.items():
+            if len(modes) > 1:
+                sys.stdout.write(f"long documents: {mode}\n")
+            _print_per_query(r, sys.stdout)
+            sys.stdout.write("\n")
+    if len(modes) == 1:
+        _print_table(report, sys.stdout)
+    else:
+        _print_comparison(reports, sys.stdout)
     return 0

@@ -14,6 +14,7 @@ _TEXT_FIELDS = ("text", "document", "content", "page_content")
 
 def add_parser(sub: Any) -> None:
     from .cli import add_model_arguments
+    from .cli_chunking import add_long_document_arguments
 
     parser = sub.add_parser(
         "rank",
@@ -31,6 +32,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--threshold", type=float, default=None, help="keep scores >= this (0..1)")
     parser.add_argument("-f", "--format", choices=("table", "json", "jsonl"), default="table", help="output format")
     add_model_arguments(parser)
+    add_long_document_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -67,7 +69,14 @@ def read_documents(stream: IO[str], input_format: str = "auto") -> list[str]:
 
 
 def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
-    rows = [{"rank": r + 1, "index": d.index, "score": d.score, "document": d.document} for r, d in enumerate(results)]
+    rows: list[dict[str, Any]] = [
+        {"rank": r + 1, "index": d.index, "score": d.score, "document": d.document} for r, d in enumerate(results)
+    ]
+    for row, result in zip(rows, results, strict=True):
+        if result.best_chunk is not None:  # chunk mode: which chunk won, as spans of the document
+            chunk = result.best_chunk
+            row["chunk"] = {"index": chunk.index, "token_start": chunk.token_start, "token_end": chunk.token_end,
+                            "char_start": chunk.char_start, "char_end": chunk.char_end}
     if fmt == "json":
         json.dump(rows, out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -84,7 +93,9 @@ def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .cli import reranker_from_args
+    from .cli_chunking import long_document_modes
 
+    long_document_modes(args)
     if args.documents == "-":
         if sys.stdin.isatty():
             raise ValueError("no documents: pass --documents FILE or pipe them on stdin")

@@ -10,6 +10,7 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     from .cli import add_model_arguments
+    from .cli_chunking import add_long_document_arguments
     from .score_file import FORMATS
 
     parser = sub.add_parser(
@@ -32,13 +33,16 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(parser)
+    add_long_document_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .cli import reranker_from_args
+    from .cli_chunking import long_document_modes
     from .score_file import plan_score_file
 
+    long_document_modes(args)
     # Everything that needs no model is checked first: an engine takes a while to start.
     job = plan_score_file(
         args.input,

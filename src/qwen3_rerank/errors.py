@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendNotInstalledError",
+    "DocumentTooLongError",
     "EngineError",
     "ModelNotFoundError",
     "NotAQwen3RerankerError",
@@ -19,6 +20,10 @@ class Qwen3RerankError(Exception):
 
 class PromptTooLongError(Qwen3RerankError, ValueError):
     """The template, instruction and query alone do not fit in ``max_length`` tokens."""
+
+
+class DocumentTooLongError(Qwen3RerankError, ValueError):
+    """In ``long_documents="chunk"`` mode, a document needs more than ``max_chunks`` chunks."""
 
 
 class ModelNotFoundError(Qwen3RerankError, FileNotFoundError):

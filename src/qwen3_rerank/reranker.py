@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from .backends.base import ScoringBackend
+from .chunking import ChunkOptions, LongDocuments, plan_chunks, score_by_chunks
 from .errors import EngineError
-from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, PromptBuilder
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
 from .validation import (
     Query,
@@ -79,6 +81,13 @@ class Reranker:
             ``dtype`` and ``batch_size`` for transformers.
         tokenizer: where to load the tokenizer from, when not from ``model``.
         show_progress: show a progress bar for calls larger than one batch.
+        long_documents: ``"truncate"`` (default): a document longer than what fits is cut from its end;
+            ``"chunk"``: it is cut into chunks that each get the canonical prompt of their text, and its
+            score is the best chunk's (see docs/concepts/truncation.md). Every call may override it.
+        chunk_tokens: ids per chunk in chunk mode; None: all that fits beside the template and query.
+        chunk_overlap: ids consecutive chunks share (about; cuts fall on word boundaries), < chunk_tokens.
+        max_chunks: most chunks per document; a document that needs more raises
+            :class:`~qwen3_rerank.errors.DocumentTooLongError` before anything is scored. None: no limit.
 
     Scores are Python floats in [0, 1]: P(yes) / (P(yes) + P(no)) for the prompt Qwen3-Reranker was
     trained with. Use as a context manager, or call :meth:`close`, to release the engine.
@@ -95,14 +104,20 @@ class Reranker:
         engine_options: Mapping[str, Any] | None = None,
         tokenizer: str | None = None,
         show_progress: bool = False,
+        long_documents: LongDocuments = "truncate",
+        chunk_tokens: int | None = None,
+        chunk_overlap: int = 0,
+        max_chunks: int | None = 64,
     ) -> None:
         check_text(model, "model")
         # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
         self._settings: dict[str, Any] = {
             "model": model, "backend": backend, "instruction": instruction, "max_length": max_length,
             "batch_size": batch_size, "engine_options": None if engine_options is None else dict(engine_options),
-            "tokenizer": tokenizer, "show_progress": show_progress,
+            "tokenizer": tokenizer, "show_progress": show_progress, "long_documents": long_documents,
+            "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap, "max_chunks": max_chunks,
         }
+        self.chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         self.instruction = check_text(instruction, "instruction")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -177,23 +192,93 @@ class Reranker:
         return docs, self.prompts.build(instruction_text, query_text, docs)
 
     def _pair_prompts(self, pairs: Sequence[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
+        return self.prompts.build_triples(self._triples(pairs, instruction))
+
+    def _triples(self, pairs: Sequence[tuple[Query, str]], instruction: str | None) -> list[tuple[str, str, str]]:
         default = self.instruction if instruction is None else check_text(instruction, "instruction")
-        return self.prompts.build_triples(check_pairs(pairs, default))
+        return check_pairs(pairs, default)
+
+    def _query_triples(
+        self, query: Query, documents: Sequence[str], instruction: str | None
+    ) -> tuple[list[str], list[tuple[str, str, str]]]:
+        instruction_text, query_text = check_query(query, instruction, self.instruction)
+        docs = check_documents(documents)
+        return docs, [(instruction_text, query_text, doc) for doc in docs]
+
+    def _options(self, long_documents: Any, chunk_tokens: Any, chunk_overlap: Any, max_chunks: Any) -> ChunkOptions:
+        return self.chunking.replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+
+    def _chunked(self, triples: list[tuple[str, str, str]], options: ChunkOptions) -> list[tuple[DocumentChunk, ...]]:
+        return score_by_chunks(self.prompts, triples, options, self._score)
+
+    async def _achunked(
+        self, triples: list[tuple[str, str, str]], options: ChunkOptions
+    ) -> list[tuple[DocumentChunk, ...]]:
+        plan = await asyncio.to_thread(plan_chunks, self.prompts, triples, options)
+        return plan.finish(await self._ascore(plan.prompts))
 
     # -- sync API -----------------------------------------------------------------------------------
 
-    def score(self, query: Query, documents: Sequence[str], *, instruction: str | None = None) -> list[float]:
-        """One score per document, in input order. ``query`` may be ``(instruction, query)``."""
+    def score(
+        self,
+        query: Query,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> list[float]:
+        """One score per document, in input order. ``query`` may be ``(instruction, query)``.
+
+        ``long_documents``, ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``: this call's chunking
+        (None: the reranker's); in chunk mode a document's score is its best chunk's.
+        """
+        options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        if options.chunked:
+            _, triples = self._query_triples(query, documents, instruction)
+            return [_best(chunks).score for chunks in self._chunked(triples, options)]  # type: ignore[misc]
         _, prompts = self._query_prompts(query, documents, instruction)
         return self._score(prompts)
 
-    def score_pairs(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    def score_pairs(
+        self,
+        pairs: Sequence[tuple[Query, str]],
+        *,
+        instruction: str | None = None,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> list[float]:
         """One score per (query, document) pair, in input order; a query may be ``(instruction, query)``."""
+        options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        if options.chunked:
+            return [_best(chunks).score for chunks in self._chunked(self._triples(pairs, instruction), options)]  # type: ignore[misc]
         return self._score(self._pair_prompts(pairs, instruction))
 
     def compute_scores(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
         return self.score_pairs(pairs, instruction=instruction)
+
+    def score_chunks(
+        self,
+        query: Query,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> list[tuple[DocumentChunk, ...]]:
+        """Every chunk of every document with its score, in input order (chunk mode, whatever the default).
+
+        A document's chunks are in text order; its chunk-mode score is the largest chunk score.
+        """
+        options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
+        _, triples = self._query_triples(query, documents, instruction)
+        return self._chunked(triples, options)
 
     def rank(
         self,
@@ -203,24 +288,62 @@ class Reranker:
         threshold: float | None = None,
         *,
         instruction: str | None = None,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+        return_chunks: bool = False,
     ) -> tuple[RankedDocument, ...]:
         """Documents best first (ties in input order), each with its input index and score.
 
-        ``threshold`` keeps documents scoring at least that much; ``top_n`` then keeps the first n.
+        ``threshold`` keeps documents scoring at least that much; ``top_n`` then keeps the first n. In chunk
+        mode each result's ``best_chunk`` says which chunk won (its token and character span), and with
+        ``return_chunks=True`` its ``chunks`` hold every chunk's score.
         """
         top_n, threshold = check_top_n(top_n), check_threshold(threshold)
+        options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        if options.chunked:
+            docs, triples = self._query_triples(query, documents, instruction)
+            return _ranked_chunks(docs, self._chunked(triples, options), top_n, threshold, return_chunks)
         docs, prompts = self._query_prompts(query, documents, instruction)
         return order_by_score(docs, self._score(prompts), top_n=top_n, threshold=threshold)
 
     # -- async API ----------------------------------------------------------------------------------
 
-    async def ascore(self, query: Query, documents: Sequence[str], *, instruction: str | None = None) -> list[float]:
+    async def ascore(
+        self,
+        query: Query,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> list[float]:
         """Async :meth:`score`; the engine works in another thread, never on the event loop."""
+        options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        if options.chunked:
+            _, triples = await asyncio.to_thread(self._query_triples, query, documents, instruction)
+            return [_best(chunks).score for chunks in await self._achunked(triples, options)]  # type: ignore[misc]
         _, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
         return await self._ascore(prompts)
 
-    async def ascore_pairs(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    async def ascore_pairs(
+        self,
+        pairs: Sequence[tuple[Query, str]],
+        *,
+        instruction: str | None = None,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> list[float]:
         """Async :meth:`score_pairs`."""
+        options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        if options.chunked:
+            triples = await asyncio.to_thread(self._triples, pairs, instruction)
+            return [_best(chunks).score for chunks in await self._achunked(triples, options)]  # type: ignore[misc]
         prompts = await asyncio.to_thread(self._pair_prompts, pairs, instruction)
         return await self._ascore(prompts)
 
@@ -230,6 +353,21 @@ class Reranker:
         """Async :meth:`compute_scores`."""
         return await self.ascore_pairs(pairs, instruction=instruction)
 
+    async def ascore_chunks(
+        self,
+        query: Query,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> list[tuple[DocumentChunk, ...]]:
+        """Async :meth:`score_chunks`."""
+        options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
+        _, triples = await asyncio.to_thread(self._query_triples, query, documents, instruction)
+        return await self._achunked(triples, options)
+
     async def arank(
         self,
         query: Query,
@@ -238,11 +376,37 @@ class Reranker:
         threshold: float | None = None,
         *,
         instruction: str | None = None,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+        return_chunks: bool = False,
     ) -> tuple[RankedDocument, ...]:
         """Async :meth:`rank`."""
         top_n, threshold = check_top_n(top_n), check_threshold(threshold)
+        options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        if options.chunked:
+            docs, triples = await asyncio.to_thread(self._query_triples, query, documents, instruction)
+            return _ranked_chunks(docs, await self._achunked(triples, options), top_n, threshold, return_chunks)
         docs, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
         return order_by_score(docs, await self._ascore(prompts), top_n=top_n, threshold=threshold)
+
+    def with_options(
+        self,
+        *,
+        long_documents: LongDocuments | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        max_chunks: int | None = None,
+    ) -> Reranker:
+        """A reranker with other chunking defaults that shares this one's engine (closing it keeps the engine)."""
+        # Not copy.copy: that goes through __reduce__, which reopens an engine instead of sharing this one.
+        view = object.__new__(Reranker)
+        view.__dict__.update(self.__dict__)
+        view.chunking = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        view._settings = {**self._settings, **dataclasses.asdict(view.chunking)}
+        view._owns_backend = False
+        return view
 
     # -- lifetime -----------------------------------------------------------------------------------
 
@@ -283,6 +447,26 @@ class Reranker:
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self._backend.name
         return f"Reranker(model={self.model!r}, backend={state}, max_length={self.max_length})"
+
+
+def _best(chunks: tuple[DocumentChunk, ...]) -> DocumentChunk:
+    """The first chunk with the largest score (max semantics; ties go to the earlier chunk)."""
+    return max(chunks, key=lambda chunk: chunk.score)  # type: ignore[arg-type,return-value]
+
+
+def _ranked_chunks(
+    docs: list[str],
+    chunked: list[tuple[DocumentChunk, ...]],
+    top_n: int | None,
+    threshold: float | None,
+    return_chunks: bool,
+) -> tuple[RankedDocument, ...]:
+    best = [_best(chunks) for chunks in chunked]
+    ranked = order_by_score(docs, [b.score for b in best], top_n=top_n, threshold=threshold)  # type: ignore[misc]
+    return tuple(
+        dataclasses.replace(r, best_chunk=best[r.index], chunks=chunked[r.index] if return_chunks else None)
+        for r in ranked
+    )
 
 
 def _checked(scores: list[float], expected: int) -> list[float]:

@@ -5,16 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["RankedDocument", "order_by_score"]
+from .prompt import DocumentChunk
+
+__all__ = ["DocumentChunk", "RankedDocument", "order_by_score"]
 
 
 @dataclass(frozen=True, slots=True)
 class RankedDocument:
-    """One document of a ranking: where it was in the input, its score, and its text."""
+    """One document of a ranking: where it was in the input, its score, and its text.
+
+    In ``long_documents="chunk"`` mode, ``best_chunk`` is the chunk whose score is the document's (its token
+    and character span), and ``chunks`` holds every chunk with its score when ``return_chunks=True``; both
+    are None in truncate mode.
+    """
 
     index: int
     score: float
     document: str
+    best_chunk: DocumentChunk | None = None
+    chunks: tuple[DocumentChunk, ...] | None = None
 
 
 def order_by_score(

@@ -6,6 +6,7 @@ documents come back reordered, as copies carrying their score. Scores are exactl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,11 +25,16 @@ from qwen3_rerank.adapter_support import (
     coerce_top_n,
     given_reranker,
 )
+from qwen3_rerank.chunking import ChunkOptions
 
-__all__ = ["RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
+__all__ = ["CHUNK_KEY", "RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
 
 #: Metadata key of the relevance score on the documents the compressor returns.
 RELEVANCE_SCORE_KEY = "relevance_score"
+#: Metadata key of the winning chunk in ``long_documents="chunk"`` mode: its index, score, and token and
+#: character spans in ``page_content``.
+CHUNK_KEY = "qwen3_rerank_chunk"
+_CHUNK_FIELDS = ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
 
 
 class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
@@ -47,6 +53,9 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
     The fields hold every setting of the reranker, so ``model_validate(c.model_dump())``, pickle,
     cloudpickle (Ray) and ``deepcopy`` reopen the same reranker (sharing the live vLLM engine in the same
     process). ``model_copy()`` shares the reranker without owning it.
+
+    ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
+    own) scores long documents by their best chunk; the copies then also carry ``metadata[CHUNK_KEY]``.
     """
 
     model: str = Field(
@@ -66,6 +75,13 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
     tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
     show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
 
+    long_documents: str | None = Field(
+        default=None, description="'truncate' or 'chunk' (long documents score their best chunk); None: the reranker's."
+    )
+    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
+    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
+    max_chunks: int | None = Field(default=None, description="Most chunks per document; None: the reranker's.")
+
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
 
     _reranker: Reranker = PrivateAttr()
@@ -81,6 +97,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         instruction: str | None = None,
         **options: Any,
     ) -> None:
+        # Checked now, like the other fields, not at the first query.
+        ChunkOptions.create().replace(*(options.get(name) for name in _CHUNK_FIELDS))
         fields = adapter_fields(model, reranker, options, instruction)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
@@ -107,9 +125,10 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """
         docs, texts = _request(documents, allow_text=False)
         ranked = adapter_rank(
-            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+            **self._chunking(),
         )
-        return [_scored(docs[r.index], r.score) for r in ranked]
+        return [_scored(docs[r.index], r) for r in ranked]
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -117,9 +136,13 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """Async :meth:`compress_documents`; the engine works off the event loop."""
         docs, texts = _request(documents, allow_text=False)
         ranked = await adapter_arank(
-            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+            **self._chunking(),
         )
-        return [_scored(docs[r.index], r.score) for r in ranked]
+        return [_scored(docs[r.index], r) for r in ranked]
+
+    def _chunking(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _CHUNK_FIELDS}
 
     # -- the rerank() of Cohere's LangChain reranker (langchain_cohere.CohereRerank) ----------------
 
@@ -142,7 +165,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
-        ranked = adapter_rank(self._reranker, query, texts, top_n, instruction=self.instruction)
+        ranked = adapter_rank(self._reranker, query, texts, top_n, instruction=self.instruction, **self._chunking())
         return _rows(docs, ranked)
 
     async def arerank(
@@ -157,7 +180,9 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """Async :meth:`rerank`."""
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
-        ranked = await adapter_arank(self._reranker, query, texts, top_n, instruction=self.instruction)
+        ranked = await adapter_arank(
+            self._reranker, query, texts, top_n, instruction=self.instruction, **self._chunking()
+        )
         return _rows(docs, ranked)
 
     def _rerank_request(self, documents: Any, query: Any, model: str | None, top_n: Any) -> int | None:
@@ -206,9 +231,12 @@ def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None) -> str
     return yaml.dump(chosen, sort_keys=False)
 
 
-def _scored(doc: Document, score: float) -> Document:
+def _scored(doc: Document, ranked: RankedDocument) -> Document:
     # model_copy keeps id and every other field; the metadata dict is new, so the input stays untouched.
-    return doc.model_copy(update={"metadata": {**doc.metadata, RELEVANCE_SCORE_KEY: score}})
+    added: dict[str, Any] = {RELEVANCE_SCORE_KEY: ranked.score}
+    if ranked.best_chunk is not None:
+        added[CHUNK_KEY] = dataclasses.asdict(ranked.best_chunk)
+    return doc.model_copy(update={"metadata": {**doc.metadata, **added}})
 
 
 def _rows(docs: list[Any], ranked: Sequence[RankedDocument]) -> list[dict[str, Any]]:
@@ -218,6 +246,6 @@ def _rows(docs: list[Any], ranked: Sequence[RankedDocument]) -> list[dict[str, A
         rows.append({
             "index": r.index,
             "relevance_score": r.score,
-            "document": _scored(doc, r.score) if isinstance(doc, Document) else doc,
+            "document": _scored(doc, r) if isinstance(doc, Document) else doc,
         })
     return rows

@@ -8,6 +8,7 @@ the input, writes the shard atomically, and when every shard is done, joins them
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..chunking import ChunkOptions
 from ..errors import EngineError
 from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .pairs import ID_COLUMNS, file_format, import_pyarrow, read_pairs, write_atomically
@@ -97,6 +99,10 @@ def run_batch_job(
     ray_address: str | None = None,
     progress: bool = True,
     on_shard_done: Callable[[str, int], None] | None = None,
+    long_documents: str = "truncate",
+    chunk_tokens: int | None = None,
+    chunk_overlap: int = 0,
+    max_chunks: int | None = 64,
 ) -> BatchSummary:
     """Score every pair of ``input_path`` and write ``query_id, doc_id, score`` (and ``rank``) to ``output_path``.
 
@@ -114,17 +120,24 @@ def run_batch_job(
         ray_address: cluster to join (``"auto"``, ``"ray://host:10001"``); default: the running one,
             ``RAY_ADDRESS``, or a local Ray started (and stopped) here.
         on_shard_done: called with (shard id, pairs) after each shard is written.
+        long_documents, chunk_tokens, chunk_overlap, max_chunks: as for :class:`~qwen3_rerank.Reranker`;
+            in chunk mode a shard with a document that needs more than max_chunks fails (and says so).
 
     Returns a :class:`BatchSummary`; ``output`` is None when shards failed (their errors are listed).
     """
     if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors <= 0):
         raise ValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
+    chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
     pa = import_pyarrow()
     started = time.perf_counter()
     output_path = Path(output_path)
     out_format = file_format(output_path, output_format)
     table = read_pairs(input_path, input_format)
-    settings = {"model": model, "instruction": instruction, "max_length": max_length, "shard_size": shard_size}
+    settings: dict[str, Any] = {
+        "model": model, "instruction": instruction, "max_length": max_length, "shard_size": shard_size
+    }
+    if chunking.chunked:  # truncate-mode settings stay as they were, so older work directories still resume
+        settings["chunking"] = dataclasses.asdict(chunking)
     shards = plan_shards(table, shard_size, settings)
     work = WorkDir(work_dir if work_dir is not None else output_path.with_name(output_path.name + ".parts"), settings)
     pending = [s for s in shards if not work.finished(s)]
@@ -138,7 +151,7 @@ def run_batch_job(
             scorer_kwargs={
                 "model": model, "backend": backend, "engine_options": dict(engine_options or {}),
                 "instruction": instruction, "max_length": max_length, "batch_size": batch_size,
-                "environment": forwarded_environment(),
+                "environment": forwarded_environment(), "chunking": dataclasses.asdict(chunking),
             },
             num_actors=num_actors, gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor,
             ray_address=ray_address, progress=progress, on_shard_done=on_shard_done,

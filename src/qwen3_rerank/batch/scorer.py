@@ -32,6 +32,7 @@ class ShardScorer:
         max_length: int,
         batch_size: int,
         environment: Mapping[str, str],
+        chunking: Mapping[str, Any] | None = None,
     ) -> None:
         for key, value in environment.items():
             os.environ.setdefault(key, value)
@@ -44,6 +45,7 @@ class ShardScorer:
             max_length=max_length,
             batch_size=batch_size,
             engine_options=engine_options,
+            **dict(chunking or {}),
         )
 
     def __call__(self, batch: Any) -> Any:

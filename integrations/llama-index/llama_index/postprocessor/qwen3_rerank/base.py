@@ -6,6 +6,7 @@ hands back the same nodes reordered. Scores are therefore exactly what ``Reranke
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,13 +29,18 @@ from qwen3_rerank.adapter_support import (
     coerce_top_n,
     given_reranker,
 )
+from qwen3_rerank.chunking import ChunkOptions
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
+__all__ = ["CHUNK_KEY", "RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
 
 dispatcher = get_dispatcher(__name__)
 
 #: Metadata key that holds the retriever's score when ``keep_retrieval_score=True``.
 RETRIEVAL_SCORE_KEY = "retrieval_score"
+#: Metadata key that holds the winning chunk in ``long_documents="chunk"`` mode: its index, score, and token
+#: and character spans in the text that was scored (``node.get_content(metadata_mode)``).
+CHUNK_KEY = "qwen3_rerank_chunk"
+_CHUNK_FIELDS = ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
 
 
 class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
@@ -54,6 +60,10 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     The fields hold every setting of the reranker, so ``to_dict``/``from_dict``, ``to_json``/``from_json``,
     pickle, cloudpickle and ``deepcopy`` reopen the same reranker (sharing the live vLLM engine in the same
     process). ``model_copy()`` shares the reranker without owning it.
+
+    ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
+    own) scores long nodes by their best chunk, and the returned nodes are copies whose
+    ``metadata[CHUNK_KEY]`` says which chunk won (hidden from LLM and embedder).
     """
 
     model: str = Field(
@@ -73,6 +83,13 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     instruction: str | None = Field(
         default=None, description="Task instruction for the model; None uses the reranker's default."
     )
+
+    long_documents: str | None = Field(
+        default=None, description="'truncate' or 'chunk' (score long nodes by their best chunk); None: the reranker's."
+    )
+    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
+    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
+    max_chunks: int | None = Field(default=None, description="Most chunks per node; None: the reranker's.")
 
     backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
     engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
@@ -100,6 +117,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         callback_manager: CallbackManager | None = None,
         **options: Any,
     ) -> None:
+        # Checked now, like the other fields, not at the first query.
+        ChunkOptions.create().replace(*(options.get(name) for name in _CHUNK_FIELDS))
         fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
@@ -143,7 +162,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
             ranked = adapter_rank(
-                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+                **self._chunking(),
             )
             return self._finish(event, nodes, ranked)
 
@@ -154,9 +174,13 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
             ranked = await adapter_arank(
-                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction
+                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+                **self._chunking(),
             )
             return self._finish(event, nodes, ranked)
+
+    def _chunking(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _CHUNK_FIELDS}
 
     def _request(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
         if query_bundle is None:
@@ -192,22 +216,30 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     def _finish(
         self, event: EventContext, nodes: Sequence[NodeWithScore], ranked: Sequence[RankedDocument]
     ) -> list[NodeWithScore]:
-        reranked = [NodeWithScore(node=self._output_node(nodes[r.index]), score=r.score) for r in ranked]
+        reranked = [NodeWithScore(node=self._output_node(nodes[r.index], r), score=r.score) for r in ranked]
         event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
 
-    def _output_node(self, item: NodeWithScore) -> BaseNode:
-        if not self.keep_retrieval_score:
+    def _output_node(self, item: NodeWithScore, ranked: RankedDocument) -> BaseNode:
+        added: dict[str, Any] = {}
+        if self.keep_retrieval_score:
+            added[RETRIEVAL_SCORE_KEY] = item.score
+        if ranked.best_chunk is not None:
+            added[CHUNK_KEY] = dataclasses.asdict(ranked.best_chunk)
+        if not added:
             return item.node
         node = item.node
-        # A copy with its own metadata and key lists: the caller's node stays as it was, and the score is
-        # listed as excluded so it never reaches the text an LLM or an embedding model sees.
+        # A copy with its own metadata and key lists: the caller's node stays as it was, and the added keys
+        # are listed as excluded so they never reach the text an LLM or an embedding model sees.
+        embed_keys, llm_keys = list(node.excluded_embed_metadata_keys), list(node.excluded_llm_metadata_keys)
+        for key in added:
+            embed_keys, llm_keys = _with_key(embed_keys, key), _with_key(llm_keys, key)
         return node.model_copy(
             update={
-                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: item.score},
-                "excluded_embed_metadata_keys": _with_key(node.excluded_embed_metadata_keys, RETRIEVAL_SCORE_KEY),
-                "excluded_llm_metadata_keys": _with_key(node.excluded_llm_metadata_keys, RETRIEVAL_SCORE_KEY),
+                "metadata": {**node.metadata, **added},
+                "excluded_embed_metadata_keys": embed_keys,
+                "excluded_llm_metadata_keys": llm_keys,
             }
         )
 
