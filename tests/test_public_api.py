@@ -33,9 +33,11 @@ def test_adapter_support_is_pinned() -> None:
     from qwen3_rerank import adapter_support
 
     assert sorted(adapter_support.__all__) == sorted([
-        "RERANKER_FIELDS", "RerankerAdapterMixin", "adapter_arank", "adapter_fields", "adapter_rank",
-        "chosen_model", "coerce_threshold", "coerce_top_n", "given_reranker",
+        "CHUNK_FIELDS", "RERANKER_FIELDS", "RerankerAdapterMixin", "adapter_arank", "adapter_fields",
+        "adapter_rank", "check_chunk_fields", "chosen_model", "chunk_metadata", "coerce_threshold",
+        "coerce_top_n", "given_reranker",
     ])
+    assert adapter_support.CHUNK_FIELDS == ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
     assert adapter_support.RERANKER_FIELDS == (
         "backend", "engine_options", "max_length", "batch_size", "tokenizer", "show_progress"
     )

@@ -14,23 +14,28 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import dataclasses
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .chunking import ChunkOptions
 from .prompt import DEFAULT_INSTRUCTION
 from .reranker import DEFAULT_MODEL, Reranker
 from .results import RankedDocument
 from .validation import Query, check_documents, check_query, check_threshold, check_top_n
 
 __all__ = [
+    "CHUNK_FIELDS",
     "RERANKER_FIELDS",
     "RerankerAdapterMixin",
     "adapter_arank",
     "adapter_fields",
     "adapter_rank",
+    "check_chunk_fields",
     "chosen_model",
+    "chunk_metadata",
     "coerce_threshold",
     "coerce_top_n",
     "given_reranker",
@@ -38,6 +43,9 @@ __all__ = [
 
 #: The :class:`~qwen3_rerank.Reranker` constructor settings an adapter keeps as fields (besides ``model``).
 RERANKER_FIELDS = ("backend", "engine_options", "max_length", "batch_size", "tokenizer", "show_progress")
+
+#: The per-call long-document options an adapter keeps as fields (None: the reranker's own).
+CHUNK_FIELDS = ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
 
 _GIVEN: contextvars.ContextVar[Reranker | None] = contextvars.ContextVar("qwen3_rerank_given", default=None)
 
@@ -104,6 +112,16 @@ def adapter_fields(
         **{name: own[name] for name in RERANKER_FIELDS},
         "backend": backend if isinstance(backend, str) else reranker.backend.name,
     }
+
+
+def check_chunk_fields(options: Mapping[str, Any]) -> None:
+    """Check an adapter's :data:`CHUNK_FIELDS` at construction (as the reranker would at the first query)."""
+    ChunkOptions.create().replace(*(options.get(name) for name in CHUNK_FIELDS))
+
+
+def chunk_metadata(ranked: RankedDocument) -> dict[str, Any] | None:
+    """The winning chunk of a chunk-mode result as plain metadata (index, score, token and char spans)."""
+    return None if ranked.best_chunk is None else dataclasses.asdict(ranked.best_chunk)
 
 
 @contextmanager

@@ -6,7 +6,6 @@ documents come back reordered, as copies carrying their score. Scores are exactl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,15 +16,17 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
+    CHUNK_FIELDS,
     RerankerAdapterMixin,
     adapter_arank,
     adapter_fields,
     adapter_rank,
+    check_chunk_fields,
+    chunk_metadata,
     coerce_threshold,
     coerce_top_n,
     given_reranker,
 )
-from qwen3_rerank.chunking import ChunkOptions
 
 __all__ = ["CHUNK_KEY", "RELEVANCE_SCORE_KEY", "Qwen3Rerank"]
 
@@ -34,7 +35,6 @@ RELEVANCE_SCORE_KEY = "relevance_score"
 #: Metadata key of the winning chunk in ``long_documents="chunk"`` mode: its index, score, and token and
 #: character spans in ``page_content``.
 CHUNK_KEY = "qwen3_rerank_chunk"
-_CHUNK_FIELDS = ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
 
 
 class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
@@ -98,7 +98,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         **options: Any,
     ) -> None:
         # Checked now, like the other fields, not at the first query.
-        ChunkOptions.create().replace(*(options.get(name) for name in _CHUNK_FIELDS))
+        check_chunk_fields(options)
         fields = adapter_fields(model, reranker, options, instruction)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
@@ -142,7 +142,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         return [_scored(docs[r.index], r) for r in ranked]
 
     def _chunking(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _CHUNK_FIELDS}
+        return {name: getattr(self, name) for name in CHUNK_FIELDS}
 
     # -- the rerank() of Cohere's LangChain reranker (langchain_cohere.CohereRerank) ----------------
 
@@ -234,8 +234,9 @@ def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None) -> str
 def _scored(doc: Document, ranked: RankedDocument) -> Document:
     # model_copy keeps id and every other field; the metadata dict is new, so the input stays untouched.
     added: dict[str, Any] = {RELEVANCE_SCORE_KEY: ranked.score}
-    if ranked.best_chunk is not None:
-        added[CHUNK_KEY] = dataclasses.asdict(ranked.best_chunk)
+    chunk = chunk_metadata(ranked)
+    if chunk is not None:
+        added[CHUNK_KEY] = chunk
     return doc.model_copy(update={"metadata": {**doc.metadata, **added}})
 
 

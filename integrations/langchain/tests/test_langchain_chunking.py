@@ -35,7 +35,7 @@ def test_chunk_mode_scores_and_metadata(reference_reranker) -> None:
     assert all(d.metadata == {"source": i} for i, d in enumerate(given))
     again = asyncio.run(compressor.acompress_documents(documents(), QUERY))
     assert [(d.id, d.metadata) for d in again] == [(d.id, d.metadata) for d in out]
-    rows = compressor.rerank(QUERY, TEXTS)
+    rows = compressor.rerank(TEXTS, QUERY)
     assert [(r["index"], r["relevance_score"]) for r in rows] == [(e.index, e.score) for e in expected]
 
 

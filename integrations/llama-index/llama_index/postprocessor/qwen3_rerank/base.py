@@ -6,7 +6,6 @@ hands back the same nodes reordered. Scores are therefore exactly what ``Reranke
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,15 +20,17 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
+    CHUNK_FIELDS,
     RerankerAdapterMixin,
     adapter_arank,
     adapter_fields,
     adapter_rank,
+    check_chunk_fields,
+    chunk_metadata,
     coerce_threshold,
     coerce_top_n,
     given_reranker,
 )
-from qwen3_rerank.chunking import ChunkOptions
 
 __all__ = ["CHUNK_KEY", "RETRIEVAL_SCORE_KEY", "Qwen3Rerank"]
 
@@ -40,7 +41,6 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 #: Metadata key that holds the winning chunk in ``long_documents="chunk"`` mode: its index, score, and token
 #: and character spans in the text that was scored (``node.get_content(metadata_mode)``).
 CHUNK_KEY = "qwen3_rerank_chunk"
-_CHUNK_FIELDS = ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
 
 
 class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
@@ -118,7 +118,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         **options: Any,
     ) -> None:
         # Checked now, like the other fields, not at the first query.
-        ChunkOptions.create().replace(*(options.get(name) for name in _CHUNK_FIELDS))
+        check_chunk_fields(options)
         fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
@@ -180,7 +180,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
             return self._finish(event, nodes, ranked)
 
     def _chunking(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _CHUNK_FIELDS}
+        return {name: getattr(self, name) for name in CHUNK_FIELDS}
 
     def _request(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
         if query_bundle is None:
@@ -225,8 +225,9 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         added: dict[str, Any] = {}
         if self.keep_retrieval_score:
             added[RETRIEVAL_SCORE_KEY] = item.score
-        if ranked.best_chunk is not None:
-            added[CHUNK_KEY] = dataclasses.asdict(ranked.best_chunk)
+        chunk = chunk_metadata(ranked)
+        if chunk is not None:
+            added[CHUNK_KEY] = chunk
         if not added:
             return item.node
         node = item.node
