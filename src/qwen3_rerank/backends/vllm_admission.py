@@ -36,6 +36,11 @@ class AdmissionGate:
         self.peak = 0
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
+    @property
+    def waiting(self) -> int:
+        """Groups queued for admission now."""
+        return sum(not future.done() for _, future in self._waiting)
+
     def group_size(self, n: int) -> int:
         """The largest group one call may submit at a time (a call bigger than the limit goes in turns)."""
         return n if self.limit is None else min(n, self.limit)
