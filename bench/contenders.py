@@ -200,7 +200,8 @@ class VLLMServe(Ours):
                 "--disable-log-stats"]
         self.notes["serve_argv"] = argv
         log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "vllm-serve-bench.log", "wb")  # noqa: SIM115
-        self.server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # Same process group as this worker: the driver's kill of the group ends the server too.
+        self.server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 900
         while True:
@@ -217,12 +218,9 @@ class VLLMServe(Ours):
         self.reranker = Reranker(self.model, backend=self.backend)
 
     def close(self) -> None:
-        import signal
-
         self.reranker.close()
         self.backend.close()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.server.pid, signal.SIGTERM)
+        self.server.terminate()
         with contextlib.suppress(Exception):
             self.server.wait(timeout=30)
 
