@@ -192,7 +192,7 @@ class VLLMServe(Ours):
 
         from qwen3_rerank import Reranker
         from qwen3_rerank.backends.server_backend import ServerBackend, serve_command
-        from qwen3_rerank.backends.vllm_backend import default_engine_options
+        from qwen3_rerank.backends.vllm_backend import _is_cpu_build, default_engine_options
 
         options = {**default_engine_options(8192), **(self.options.get("engine_options") or {})}
         serve = serve_command(self.model, port=self.port, host="127.0.0.1")  # ["vllm", "serve", MODEL, ...]
@@ -201,6 +201,8 @@ class VLLMServe(Ours):
         argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model, *serve[3:],
                 *_serve_flags(options), "--disable-log-stats", "--uvicorn-log-level", "warning"]
         self.notes["serve_argv"] = argv
+        if _is_cpu_build():  # as the in-process backend does: vLLM CPU would reserve ~16 GB of KV cache
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
         log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "vllm-serve-bench.log", "wb")  # noqa: SIM115
         # Same process group as this worker: the driver's kill of the group ends the server too.
         self.server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
