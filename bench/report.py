@@ -469,6 +469,85 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
     return written
 
 
+CONCURRENT = ["ours_before", "ours", "vllm_serve"]
+CONCURRENT_DISPLAY = {
+    "ours_before": "ours before (vllm.LLM behind a lock)",
+    "ours": "ours after (AsyncLLM)",
+    "vllm_serve": "vllm serve + our server backend",
+}
+#: issue 11's targets at 16 clients (0.6B, defaults)
+CONCURRENT_TARGETS = {"pairs_per_s": 1300.0, "p50_ms": 350.0, "p99_ms": 700.0}
+
+
+def _rounds(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return run.get("workloads", {}).get("concurrent", {}).get("rounds", {})
+
+
+def concurrent_table(runs: list[dict[str, Any]]) -> str:
+    """Per contender and client count: pairs/s, p50, p99 of 1 x 100-document calls (plan d)."""
+    rows = ["| contender | clients x calls | pairs/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    for label in CONCURRENT:
+        for run in runs:
+            if run.get("label") != label or not _rounds(run):
+                continue
+            for _, r in sorted(_rounds(run).items(), key=lambda item: int(item[0])):
+                rows.append(
+                    f"| {CONCURRENT_DISPLAY.get(label, label)} | {r['clients']} x {r['calls_per_client']} | "
+                    f"{_fmt(r['pairs_per_s'], digits=0)} | {_fmt(r['p50_ms'], digits=0)} | "
+                    f"{_fmt(r['p99_ms'], digits=0)} |"
+                )
+    serial = [
+        f"| {CONCURRENT_DISPLAY.get(r['label'], r['label'])} | serial RAG (1 x {_get(r, 'rag', 'calls'):.0f}) | — | "
+        f"{_fmt(_get(r, 'rag', 'p50_ms'))} | {_fmt(_get(r, 'rag', 'p99_ms'))} |"
+        for label in CONCURRENT for r in runs if r.get("label") == label and "rag" in r.get("workloads", {})
+    ]
+    bulk = [
+        f"| {CONCURRENT_DISPLAY.get(r['label'], r['label'])} | bulk score_pairs | "
+        f"{_fmt(_get(r, 'bulk', 'pairs_per_s'), digits=0)} "
+        f"({_fmt(_get(r, 'bulk', 'tokens_per_s'), 1e3, 0)}k tok/s) | — | — |"
+        for label in CONCURRENT for r in runs if r.get("label") == label and "bulk" in r.get("workloads", {})
+    ]
+    t = CONCURRENT_TARGETS
+    note = (f"\n\nTargets (0.6B, 16 clients): ≥ {t['pairs_per_s']:,.0f} pairs/s, p50 ≤ {t['p50_ms']:.0f} ms, "
+            f"p99 ≤ {t['p99_ms']:.0f} ms; serial RAG p50 ≤ 120 ms; bulk ≥ 390k tokens/s.")
+    return "\n".join(rows + serial + bulk) + note
+
+
+def concurrent_plot(runs: list[dict[str, Any]], img_dir: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    found = [(label, run) for label in CONCURRENT for run in runs if run.get("label") == label and _rounds(run)]
+    if not found:
+        return None
+    img_dir.mkdir(parents=True, exist_ok=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, run in found:
+        rounds = sorted(_rounds(run).values(), key=lambda r: r["clients"])
+        clients = [r["clients"] for r in rounds]
+        name = CONCURRENT_DISPLAY.get(label, label)
+        left.plot(clients, [r["pairs_per_s"] for r in rounds], marker="o", label=name)
+        (line,) = right.plot(clients, [r["p50_ms"] for r in rounds], marker="o", label=f"{name} p50")
+        right.plot(clients, [r["p99_ms"] for r in rounds], marker="x", linestyle="--", color=line.get_color(),
+                   label=f"{name} p99")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent clients (1 query x 100 documents a call)")
+    left.axhline(CONCURRENT_TARGETS["pairs_per_s"], color="tab:red", linestyle=":", label="target at 16 clients")
+    left.set_ylabel("pairs/s")
+    right.set_yscale("log")
+    right.set_ylabel("per-call latency, ms")
+    left.legend(fontsize=8)
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    path = img_dir / "concurrent_0.6B.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 SIDE_BY_SIDE = ["ours", "ours+async_scheduling", "original", "vllm_score", "transformers", "sentence_transformers"]
 DISPLAY = {
     "ours": "ours, defaults at run time",
@@ -494,6 +573,14 @@ def main() -> int:
             args.tables.write_text(text + "\n")
         print(text)
         for path in packed_plot(runs, args.img_dir) if args.img_dir else []:
+            print(f"wrote {path}")
+        return 0
+    if all(run.get("plan") == "d" for run in runs):  # plan d alone: only its table and plot
+        text = "### Many callers on one engine (issue 11)\n\n" + concurrent_table(runs)
+        if args.tables:
+            args.tables.write_text(text + "\n")
+        print(text)
+        if args.img_dir and (path := concurrent_plot(runs, args.img_dir)) is not None:
             print(f"wrote {path}")
         return 0
     text = "\n\n".join(

@@ -4,6 +4,7 @@
 #   bash bench/run_gpu.sh models            # start writing the 0.6B, 4B, 8B random checkpoints to /tmp (background)
 #   bash bench/run_gpu.sh phase a [SECONDS] # run plan a of bench/plans.py; results and log under $OUT
 #   bash bench/run_gpu.sh phase e 300 LABEL@SHAPE,...  # only those runs of the plan (e.g. ones a phase had no time for)
+#   (plan d also needs .vllm-gpu/server-wheels carried: `vllm serve`'s extra wheels, bench/server_wheels.sh)
 #
 # The checkpoints are written by a detached process (setsid) so that the calls that carry the vLLM bundle
 # overlap with it; a phase waits for the ".done" markers before anything touches the GPU.
@@ -39,6 +40,9 @@ case "${1:-}" in
     # Checkpoint writing holds GPU memory; vLLM sizes its cache from what is free at start.
     while [ -e /tmp/.writing-models ] && [ $(( $(date +%s) - t0 )) -lt 200 ]; do sleep 2; done
     cat /tmp/models.log 2>/dev/null || true
+    if [ "$plan" = d ]; then
+      bash bench/server_wheels.sh install || echo "server wheels not installed: the vllm_serve run will fail"
+    fi
     left=$(( budget - ($(date +%s) - t0) ))
     echo "plan $plan: $left s left"
     nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,driver_version --format=csv || true

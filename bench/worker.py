@@ -10,6 +10,7 @@ included); every repetition and RAG call uses fresh documents so no contender me
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -150,6 +151,62 @@ def run_rag(c: Contender, builder: PromptBuilder, sizes: Sizes, calls: int, warm
         "tokens_per_call": statistics.fmean(tokens),
         "scores_first3": kept,
     }
+
+
+#: clients in the concurrent workload, and calls each client makes (more clients, fewer calls each)
+CONCURRENT_CLIENTS = (1, 4, 16, 64)
+QUICK_CONCURRENT_CLIENTS = (1, 2, 4)
+
+
+def _calls_per_client(clients: int, quick: bool) -> int:
+    if quick:
+        return 2
+    return max(4, 16 // clients)  # 16, 4, 4, 4 calls: >= 64 calls (6,400 pairs) per client count
+
+
+async def _client(c: Contender, calls: list[tuple[str, list[str]]], latencies: list[float]) -> None:
+    for query, docs in calls:
+        start = time.perf_counter()
+        scores = await c.ascore_query(query, docs)
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        if len(scores) != len(docs):
+            raise RuntimeError(f"{len(scores)} scores for {len(docs)} documents")
+
+
+async def _concurrent_round(c: Contender, work: list[list[tuple[str, list[str]]]], latencies: list[float]) -> float:
+    start = time.perf_counter()
+    await asyncio.gather(*(_client(c, calls, latencies) for calls in work))
+    return time.perf_counter() - start
+
+
+def run_concurrent(c: Contender, sizes: Sizes, quick: bool) -> dict[str, Any]:
+    """C asyncio clients x K calls each, one query x 100 fresh documents a call, on one contender object.
+
+    Every call's documents are built before the clock starts; a client makes its calls one after another.
+    pairs/s is all pairs over the wall time of the whole round; p50/p99 are over every call of the round.
+    """
+    asyncio.run(c.ascore_query(*rag_call("cc-warm", sizes)))
+    rounds: dict[str, Any] = {}
+    for clients in QUICK_CONCURRENT_CLIENTS if quick else CONCURRENT_CLIENTS:
+        k = _calls_per_client(clients, quick)
+        work = [[rag_call(f"cc{clients}-{i}-{j}", sizes) for j in range(k)] for i in range(clients)]
+        latencies: list[float] = []
+        seconds = asyncio.run(_concurrent_round(c, work, latencies))
+        pairs = clients * k * sizes.rag_docs
+        rounds[str(clients)] = {
+            "clients": clients,
+            "calls_per_client": k,
+            "pairs": pairs,
+            "seconds": seconds,
+            "pairs_per_s": pairs / seconds,
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+            "max_ms": max(latencies),
+            "latencies_ms": latencies,
+        }
+        print(f"  concurrent C={clients}: {pairs / seconds:.0f} pairs/s p50 {percentile(latencies, 50):.0f} ms "
+              f"p99 {percentile(latencies, 99):.0f} ms", file=sys.stderr, flush=True)
+    return {"docs_per_call": sizes.rag_docs, "rounds": rounds}
 
 
 def run_long(c: Contender, builder: PromptBuilder, sizes: Sizes, params: int) -> dict[str, Any]:
@@ -302,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "bulk": lambda: run_bulk(contender, builder, sizes, args.reps, params),
         "rag": lambda: run_rag(contender, builder, sizes, args.rag_calls, args.rag_warmup),
         "long": lambda: run_long(contender, builder, sizes, params),
+        "concurrent": lambda: run_concurrent(contender, sizes, args.quick),
         "bulk_prefix_first": lambda: run_bulk_prefix_first(contender, builder, sizes, args.reps, params),
         "build_only": lambda: run_build_only(contender, sizes),
         "rag_breakdown": lambda: run_rag_breakdown(contender, sizes),

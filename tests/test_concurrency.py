@@ -168,7 +168,13 @@ BIG = [f"{i} " + "purring cat on a warm mat " * 40 for i in range(1500)]  # ~sec
 
 
 def engine_of(reranker: Reranker):
-    return reranker.backend.llm.llm_engine
+    """vLLM's ``AsyncLLM``: its public ``get_num_unfinished_requests`` is the engine's own count."""
+    return reranker.backend.engine
+
+
+def assert_idle(reranker: Reranker) -> None:
+    assert engine_of(reranker).get_num_unfinished_requests() == 0
+    assert reranker.backend.in_flight_prompts == 0
 
 
 async def wait_until_engine_busy(reranker: Reranker, task: asyncio.Task, timeout: float = 60) -> None:
@@ -196,37 +202,47 @@ async def test_a_cancelled_call_leaves_nothing_running(vllm_reranker, serial, bi
     with pytest.raises(asyncio.CancelledError):
         await task
     stopped_after = time.monotonic() - cancelled_at
-    engine = engine_of(vllm_reranker)
     # As soon as the cancelled call has returned, none of its requests is left in the engine ...
-    assert engine.get_num_unfinished_requests() == 0 and not engine.has_unfinished_requests()
+    assert_idle(vllm_reranker)
     # ... and it stopped within an engine step or so, not after the whole batch.
     assert stopped_after < big_call_seconds / 3, (stopped_after, big_call_seconds)
     print(f"FIGURE cancel: stopped {stopped_after:.3f} s after cancel; the whole batch takes {big_call_seconds:.2f} s")
     assert close(await vllm_reranker.ascore(*SETS[0]), serial[0])
 
 
-async def test_a_call_cancelled_while_waiting_for_the_engine_never_reaches_it(
+async def test_a_call_cancelled_while_waiting_for_admission_never_reaches_the_engine(
     vllm_reranker, serial, monkeypatch
 ) -> None:
-    llm = vllm_reranker.backend.llm
-    real = llm.classify
-    batches: list[int] = []
+    """With ``max_in_flight_prompts`` full, a call waits its turn; cancelled there, none of its prompts is sent."""
+    from qwen3_rerank.backends.vllm_admission import AdmissionGate
 
-    def classify(requests, **kwargs):
-        batches.append(len(requests))
-        return real(requests, **kwargs)
+    backend = vllm_reranker.backend
+    gate = AdmissionGate(len(BIG))  # the long call fills it alone
+    monkeypatch.setattr(backend._shared, "gate", gate)
+    engine = engine_of(vllm_reranker)
+    real = engine.encode
+    sent: list[str] = []
 
-    monkeypatch.setattr(llm, "classify", classify)
+    def encode(prompt, params, request_id, *args, **kwargs):
+        sent.append(request_id)
+        return real(prompt, params, request_id, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "encode", encode)
     busy = asyncio.create_task(asyncio.to_thread(vllm_reranker.score, "a long sync call", BIG))
     await wait_until_engine_busy(vllm_reranker, busy)
     waiting = asyncio.create_task(vllm_reranker.ascore(*SETS[1]))
-    await asyncio.sleep(0.2)  # now blocked on the engine lock
+    deadline = time.monotonic() + 30
+    while gate.waiting == 0:  # now queued behind the long call
+        assert time.monotonic() < deadline and not waiting.done()
+        await asyncio.sleep(0.002)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert not busy.done()  # it returned without waiting for the engine to be free
+    assert gate.waiting == 0
+    assert len(sent) == len(BIG)  # the cancelled call's prompts never reached vLLM
     assert close(await busy, await vllm_reranker.ascore("a long sync call", BIG))
-    assert batches == [len(BIG), len(BIG)]  # the cancelled call's prompts never reached vLLM
+    assert gate.peak == len(BIG)
 
 
 async def test_a_timed_out_call_leaves_nothing_running(vllm_reranker, serial, big_call_seconds) -> None:
@@ -245,7 +261,7 @@ async def test_a_timed_out_call_leaves_nothing_running(vllm_reranker, serial, bi
         await asyncio.wait_for(vllm_reranker.arank("a query with a deadline", BIG, top_n=3), big_call_seconds / 3)
     watcher.cancel()
     assert reached_engine
-    assert engine.get_num_unfinished_requests() == 0 and not engine.has_unfinished_requests()
+    assert_idle(vllm_reranker)
     assert close(await vllm_reranker.ascore(*SETS[2]), serial[2])
 
 
@@ -260,8 +276,7 @@ async def test_many_cancelled_tasks_among_live_ones(vllm_reranker, serial) -> No
             continue  # a task cancelled before it finished
         assert close(result, serial[k % len(SETS)]), k
     assert sum(not isinstance(r, BaseException) for r in results) >= 20
-    engine = engine_of(vllm_reranker)
-    assert engine.get_num_unfinished_requests() == 0
+    assert_idle(vllm_reranker)
 
 
 # -- event loops come and go -------------------------------------------------------------------------
@@ -296,7 +311,7 @@ def test_asyncio_run_twice_and_a_closed_loop(vllm_reranker, serial) -> None:
     first, second, third, sync = run_in_thread(scenario)
     assert close(first, serial[3]) and close(third, serial[3])
     assert close(second, serial[4]) and close(sync, serial[4])
-    assert engine_of(vllm_reranker).get_num_unfinished_requests() == 0
+    assert_idle(vllm_reranker)
 
 
 # -- the server client, against a fake vLLM server (no engine: the client's own concurrency) ---------

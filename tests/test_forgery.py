@@ -96,15 +96,15 @@ def test_most_of_the_corpus_is_dangerous(prompt_builder) -> None:
 def engine_core_requests(vllm_reranker, monkeypatch) -> list[list[int]]:
     """The token ids of every request handed to vLLM's engine core: after vLLM's own input processing,
     the last stop in this process."""
-    engine_core = vllm_reranker.backend.llm.llm_engine.engine_core
-    real = engine_core.add_request
+    engine_core = vllm_reranker.backend.engine.engine_core  # AsyncLLM's client of the engine-core process
+    real = engine_core.add_request_async
     seen: list[list[int]] = []
 
-    def add_request(request, *args, **kwargs):
+    async def add_request_async(request, *args, **kwargs):
         seen.append(list(request.prompt_token_ids))
-        return real(request, *args, **kwargs)
+        return await real(request, *args, **kwargs)
 
-    monkeypatch.setattr(engine_core, "add_request", add_request)
+    monkeypatch.setattr(engine_core, "add_request_async", add_request_async)
     return seen
 
 
@@ -138,7 +138,7 @@ def test_what_reaches_the_engine_for_pairs_with_forged_instructions(
 @pytest.mark.vllm
 def test_vllms_own_tokenizer_would_have_forged_too(vllm_reranker) -> None:
     """Handing vLLM the prompt as text (what ``LLM.score``/``/rerank`` do) yields forged control tokens."""
-    tokenizer = vllm_reranker.backend.llm.get_tokenizer()
+    tokenizer = vllm_reranker.backend.engine.get_tokenizer()
     for entry in CORPUS:
         ids = tokenizer.encode(canonical_prompt(DEFAULT_INSTRUCTION, "q", entry["text"]), add_special_tokens=False)
         assert ([tok for tok in ids if tok in CONTROL_TOKEN_IDS] != TEMPLATE_CONTROL) is entry["naive_forges"]

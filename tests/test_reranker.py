@@ -108,7 +108,7 @@ async def test_async_does_not_block_the_event_loop(vllm_reranker) -> None:
 def test_small_batches_give_the_same_scores(vllm_reranker, tiny_model_dir) -> None:
     with Reranker(str(tiny_model_dir), backend=vllm_reranker.backend, batch_size=2, show_progress=True) as small:
         assert small.score("capital of France", DOCS) == vllm_reranker.score("capital of France", DOCS)
-    assert not vllm_reranker.closed and vllm_reranker.backend.llm is not None  # a borrowed backend stays open
+    assert not vllm_reranker.closed and vllm_reranker.backend.engine is not None  # a borrowed backend stays open
 
 
 def test_engine_is_shared_and_released(vllm_reranker, tiny_model_dir) -> None:
@@ -118,7 +118,7 @@ def test_engine_is_shared_and_released(vllm_reranker, tiny_model_dir) -> None:
     other = Reranker(str(tiny_model_dir), engine_options=TEST_ENGINE_OPTIONS)
     try:
         assert live_engine_count() == before  # same (model, options): the session's engine
-        assert other.backend.llm is vllm_reranker.backend.llm
+        assert other.backend.engine is vllm_reranker.backend.engine
         assert other.score("q", DOCS) == vllm_reranker.score("q", DOCS)
     finally:
         other.close()

