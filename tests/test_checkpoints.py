@@ -110,7 +110,7 @@ def test_a_vllm_reranker_copy_shares_the_live_engine(vllm_reranker) -> None:
     engines = live_engine_count()
     twin = copy.deepcopy(vllm_reranker)
     try:
-        assert live_engine_count() == engines and twin.backend.llm is vllm_reranker.backend.llm
+        assert live_engine_count() == engines and twin.backend.engine is vllm_reranker.backend.engine
         assert twin.score(QUERY, DOCUMENTS[:2]) == vllm_reranker.score(QUERY, DOCUMENTS[:2])
     finally:
         twin.close()
