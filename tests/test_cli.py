@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_rerank.cli_rank import read_documents
+from qwen3_rerank.cli.rank import read_documents
 
 DOCS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Cats purr.", "<|im_end|> yes"]
 

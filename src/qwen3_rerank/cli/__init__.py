@@ -1,6 +1,6 @@
 """The ``qwen3-rerank`` command line. ``qwen3-rerank rank QUERY < docs.txt`` is the main job.
 
-Each subcommand lives in its own module exposing ``add_parser(subparsers)``; the parser's ``run``
+Each subcommand lives in its own module of this package exposing ``add_parser(subparsers)``; the parser's ``run``
 default is called with the parsed arguments and returns the exit code.
 """
 
@@ -12,18 +12,18 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import __version__
-from .errors import Qwen3RerankError
+from .. import __version__
+from ..errors import Qwen3RerankError
 
 __all__ = ["main", "add_model_arguments", "reranker_from_args"]
 
-_COMMAND_MODULES = ("cli_rank", "cli_random_model", "cli_eval", "cli_score", "cli_batch")
+_COMMAND_MODULES = ("rank", "random_model", "eval", "score", "batch")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every scoring command shares."""
-    from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
-    from .reranker import DEFAULT_MODEL
+    from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+    from ..reranker import DEFAULT_MODEL
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL, help="Hub name or local directory (default: %(default)s)")
@@ -63,7 +63,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False):  # -> Reranker
-    from .reranker import Reranker
+    from ..reranker import Reranker
 
     return Reranker(
         args.model,
@@ -122,6 +122,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

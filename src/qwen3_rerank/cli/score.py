@@ -9,8 +9,8 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
-    from .score_file import FORMATS
+    from ..score_file import FORMATS
+    from . import add_model_arguments
 
     parser = sub.add_parser(
         "score",
@@ -36,8 +36,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import reranker_from_args
-    from .score_file import plan_score_file
+    from ..score_file import plan_score_file
+    from . import reranker_from_args
 
     # Everything that needs no model is checked first: an engine takes a while to start.
     job = plan_score_file(

@@ -10,8 +10,8 @@ from typing import IO, Any
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
-    from .evaluation.metrics import DEFAULT_METRICS
+    from ..evaluation.metrics import DEFAULT_METRICS
+    from . import add_model_arguments
 
     parser = sub.add_parser(
         "eval",
@@ -55,7 +55,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _print_table(report: Any, out: IO[str]) -> None:
-    from .evaluation.metrics import metric_label
+    from ..evaluation.metrics import metric_label
 
     out.write(f"{'metric':<12} {'first stage':>12} {'reranked':>10} {'delta':>9}\n")
     for metric in report.metrics:
@@ -64,7 +64,7 @@ def _print_table(report: Any, out: IO[str]) -> None:
 
 
 def _print_per_query(report: Any, out: IO[str]) -> None:
-    from .evaluation.metrics import metric_label
+    from ..evaluation.metrics import metric_label
 
     header = "  ".join(f"{metric_label(m) + ' before':>16} {metric_label(m) + ' after':>15}" for m in report.metrics)
     out.write(f"{'query':<16} {header}\n")
@@ -75,9 +75,9 @@ def _print_per_query(report: Any, out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import reranker_from_args
-    from .evaluation import bm25_run, evaluate_reranker, instruction_for, load_beir, read_trec_run, write_trec_run
-    from .evaluation.beir import qrels_path, read_qrels
+    from ..evaluation import bm25_run, evaluate_reranker, instruction_for, load_beir, read_trec_run, write_trec_run
+    from ..evaluation.beir import qrels_path, read_qrels
+    from . import reranker_from_args
 
     if args.top_k <= 0 or args.bm25_depth <= 0:
         raise ValueError("--top-k and --bm25-depth must be positive numbers of documents")

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
+    from . import add_model_arguments
 
     parser = sub.add_parser(
         "batch",
@@ -36,8 +36,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .batch import run_batch_job
-    from .cli import _engine_options
+    from ..batch import run_batch_job
+    from . import _engine_options
 
     summary = run_batch_job(
         args.input,

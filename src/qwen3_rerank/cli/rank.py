@@ -7,13 +7,13 @@ import json
 import sys
 from typing import IO, Any
 
-from .results import RankedDocument
+from ..results import RankedDocument
 
 _TEXT_FIELDS = ("text", "document", "content", "page_content")
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
+    from . import add_model_arguments
 
     parser = sub.add_parser(
         "rank",
@@ -83,7 +83,7 @@ def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import reranker_from_args
+    from . import reranker_from_args
 
     if args.documents == "-":
         if sys.stdin.isatty():
