@@ -38,7 +38,9 @@ __all__ = [
     "PromptBuilder",
     "SUFFIX",
     "SUFFIX_IDS",
+    "added_token_spellings",
     "canonical_prompt",
+    "split_canonical_prompt",
 ]
 
 PREFIX = (
@@ -57,13 +59,44 @@ CONTROL_TOKEN_IDS = range(_FIRST_ADDED_TOKEN_ID, 151669)
 _IM_START, _IM_END, _THINK, _END_THINK = 151644, 151645, 151667, 151668
 
 
+# The body between PREFIX and SUFFIX: "<Instruct>: I\n<Query>: Q\n<Document>: D". Spelled only here;
+# the server's chat template, its text endpoints and the benchmarks build on canonical_prompt.
+_INSTRUCT, _QUERY, _DOCUMENT = "<Instruct>: ", "\n<Query>: ", "\n<Document>: "
+
+
 def canonical_prompt(instruction: str, query: str, document: str) -> str:
-    """The exact string Qwen's reference formats; the builder's ids equal its tokenization."""
-    return f"{PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}{SUFFIX}"
+    """The exact string Qwen's reference formats; the builder's ids equal its tokenization.
+
+    The parts are pasted in verbatim, so Jinja expressions give a chat template of the same prompt.
+    """
+    return f"{PREFIX}{_INSTRUCT}{instruction}{_QUERY}{query}{_DOCUMENT}{document}{SUFFIX}"
+
+
+def split_canonical_prompt(text: str) -> tuple[str, str, str] | None:
+    """(instruction, query, document) that :func:`canonical_prompt` turns back into ``text``; None if no fit.
+
+    Splitting at the first query and document markers is exact even when user text contains them:
+    canonical_prompt puts the markers back between the parts, so the rendered string is the same.
+    """
+    if not (text.startswith(PREFIX + _INSTRUCT) and text.endswith(SUFFIX)):
+        return None
+    body = text[len(PREFIX) + len(_INSTRUCT) : len(text) - len(SUFFIX)]
+    instruction, sep_q, rest = body.partition(_QUERY)
+    query, sep_d, document = rest.partition(_DOCUMENT)
+    if not sep_q or not sep_d:
+        return None
+    return instruction, query, document
+
+
+def added_token_spellings(hf_tokenizer: Any) -> frozenset[str]:
+    """Every added token of a tokenizer (``<|im_end|>``, ``<think>``, ``<tool_call>`` ...): the spellings a
+    tokenizer given text turns into single tokens, whether marked special or not."""
+    decoder = getattr(hf_tokenizer, "added_tokens_decoder", None) or {}
+    return frozenset(str(getattr(token, "content", token)) for token in decoder.values())
 
 
 def _head_text(instruction: str, query: str) -> str:
-    return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>:"
+    return f"{_INSTRUCT}{instruction}{_QUERY}{query}{_DOCUMENT.rstrip(' ')}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,28 +14,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EngineError
-from ..prompt import DEFAULT_INSTRUCTION, PREFIX, SUFFIX
+from ..prompt import (
+    DEFAULT_INSTRUCTION,
+    PREFIX,
+    SUFFIX,
+    added_token_spellings,
+    canonical_prompt,
+    split_canonical_prompt,
+)
 
 __all__ = ["Job", "chat_template", "plan_requests", "prompt_texts"]
-
-# Spellings the server's tokenizer turns into control tokens when they appear in text.
-_CONTROL_SPELLINGS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>")
 
 
 def chat_template() -> str:
     """The Qwen3-Reranker prompt as a chat template, for ``vllm serve --chat-template`` (``/rerank``, ``/score``).
 
-    Built from the same template strings as :class:`~qwen3_rerank.PromptBuilder`. Unlike vLLM's example
+    It is :func:`~qwen3_rerank.canonical_prompt` with Jinja expressions for its parts. Unlike vLLM's example
     template, an empty instruction stays empty. The trailing ``{{ '' }}`` keeps Jinja from dropping the
     template's final newline, which is part of the prompt.
     """
-    query = "(messages | selectattr('role', 'eq', 'query') | first).content"
-    document = "(messages | selectattr('role', 'eq', 'document') | first).content"
-    instruction = f"instruction if instruction is defined else {json.dumps(DEFAULT_INSTRUCTION)}"
-    return (
-        f"{PREFIX}<Instruct>: {{{{ {instruction} }}}}\n<Query>: {{{{ {query} }}}}\n"
-        f"<Document>: {{{{ {document} }}}}{SUFFIX}{{{{ '' }}}}"
-    )
+    query = "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}"
+    document = "{{ (messages | selectattr('role', 'eq', 'document') | first).content }}"
+    instruction = f"{{{{ instruction if instruction is defined else {json.dumps(DEFAULT_INSTRUCTION)} }}}}"
+    return canonical_prompt(instruction, query, document) + "{{ '' }}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,25 +49,17 @@ class Job:
 
 
 def prompt_texts(tokenizer: Any, prompt: Sequence[int], endpoint: str) -> tuple[str, str, str]:
-    """(instruction, query, document) whose rendering through :func:`chat_template` is ``prompt``'s text.
-
-    Splitting at the first ``\\n<Query>: `` and ``\\n<Document>: `` is exact even when the user text
-    contains those markers: the template puts them back between the parts, so the rendered string is
-    the same.
-    """
+    """(instruction, query, document) whose rendering through :func:`chat_template` is ``prompt``'s text."""
     text = tokenizer.decode(list(prompt), skip_special_tokens=False)
-    head = "<Instruct>: "
-    if not (text.startswith(PREFIX + head) and text.endswith(SUFFIX)):
-        raise EngineError("endpoint 'rerank'/'score' got a prompt that PromptBuilder did not make")
-    body = text[len(PREFIX) + len(head) : len(text) - len(SUFFIX)]
-    instruction, sep_q, rest = body.partition("\n<Query>: ")
-    query, sep_d, document = rest.partition("\n<Document>: ")
-    if not sep_q or not sep_d:
+    parts = split_canonical_prompt(text)
+    if parts is None:
+        if not (text.startswith(PREFIX) and text.endswith(SUFFIX)):
+            raise EngineError("endpoint 'rerank'/'score' got a prompt that PromptBuilder did not make")
         raise EngineError(
             "the instruction and query fill max_length, leaving the document no token; endpoint "
             f"{endpoint!r} cannot send that prompt as text. Raise max_length or use endpoint='classify'."
         )
-    return instruction, query, document
+    return parts
 
 
 def plan_requests(
@@ -95,7 +88,9 @@ def plan_requests(
             for start in range(0, len(prompts), size)
         ]
     triples = [prompt_texts(tokenizer, p, endpoint) for p in prompts]
-    if any(any(s in text for s in _CONTROL_SPELLINGS for text in triple) for triple in triples):
+    # Any added token spelled in text (<|im_end|>, <think>, <tool_call> ...) becomes that token on the server.
+    spellings = added_token_spellings(tokenizer)
+    if any(s in text for triple in triples for text in triple for s in spellings):
         warnings.warn(
             f"Some query or document text spells a control token (e.g. <|im_end|>). endpoint={endpoint!r} "
             "sends text, which the server tokenizes into real control tokens, so those scores differ from "
