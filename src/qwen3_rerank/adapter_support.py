@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .reranker import DEFAULT_MODEL, Reranker
 
 __all__ = ["chosen_model"]
@@ -22,12 +23,12 @@ def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[
     if reranker is None:
         return DEFAULT_MODEL if model is None else model
     if not isinstance(reranker, Reranker):
-        raise TypeError(f"reranker must be a qwen3_rerank.Reranker, got {type(reranker).__name__}")
+        raise Qwen3RerankTypeError(f"reranker must be a qwen3_rerank.Reranker, got {type(reranker).__name__}")
     if options:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{sorted(options)} configure a new Reranker; they cannot apply to the reranker you passed. "
             "Set them when you create that Reranker, or pass model=... instead."
         )
     if model is not None and model != reranker.model:
-        raise ValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
+        raise Qwen3RerankValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
     return reranker.model

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelNotFoundError, NotAQwen3RerankerError, PromptTooLongError
+from .errors import (
+    BackendNotInstalledError,
+    ModelNotFoundError,
+    NotAQwen3RerankerError,
+    PromptTooLongError,
+    Qwen3RerankValueError,
+)
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID
 
 if TYPE_CHECKING:
@@ -112,7 +118,7 @@ def load_hf_tokenizer(source: str) -> Any:
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency
-        raise ImportError("pip install qwen3-rerank (transformers is missing)") from exc
+        raise BackendNotInstalledError("pip install qwen3-rerank (transformers is missing)") from exc
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
@@ -163,7 +169,7 @@ class PromptBuilder:
 
     def __init__(self, hf_tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0:
-            raise ValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
+            raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
         self.max_length = max_length
         self.hf_tokenizer = hf_tokenizer
         # The prefix holds real control tokens on purpose, so it goes through the full tokenizer.

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import BackendNotInstalledError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+
 __all__ = ["SHAPES", "CheckpointShape", "write_random_checkpoint"]
 
 _TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "tokenizer.json")
@@ -70,17 +72,17 @@ def write_random_checkpoint(
     to initialise large shapes quickly.
     """
     if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")
+        raise Qwen3RerankValueError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")
     tokenizer_dir = Path(tokenizer_dir)
     if not (tokenizer_dir / "vocab.json").is_file():
-        raise FileNotFoundError(
+        raise Qwen3RerankFileNotFoundError(
             f"{tokenizer_dir} holds no Qwen3 tokenizer (vocab.json, merges.txt, tokenizer_config.json)"
         )
     try:
         import torch
         from transformers import Qwen3Config, Qwen3ForCausalLM
     except ImportError as exc:
-        raise ImportError("pip install qwen3-rerank[torch]  (random checkpoints need torch)") from exc
+        raise BackendNotInstalledError("pip install qwen3-rerank[torch]  (random checkpoints need torch)") from exc
 
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)

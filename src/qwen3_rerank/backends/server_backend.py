@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
-from ..errors import BackendNotInstalledError, EngineError, ServerError
+from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
 from .server_transport import LoopThread, ServerPool, normalise_urls
@@ -52,13 +52,13 @@ def serve_command(
 
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise Qwen3RerankValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
 def _positive_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise Qwen3RerankValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
 
 
@@ -110,13 +110,13 @@ class ServerBackend:
             ) from exc
         self.base_urls = normalise_urls(base_urls)
         if endpoint not in _ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {', '.join(_ENDPOINTS)}, got {endpoint!r}")
+            raise Qwen3RerankValueError(f"endpoint must be one of {', '.join(_ENDPOINTS)}, got {endpoint!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
-            raise TypeError("api_key must be a non-empty str or None")
+            raise Qwen3RerankTypeError("api_key must be a non-empty str or None")
         if served_model_name is not None and not isinstance(served_model_name, str):
-            raise TypeError(f"served_model_name must be a str or None, got {served_model_name!r}")
+            raise Qwen3RerankTypeError(f"served_model_name must be a str or None, got {served_model_name!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+            raise Qwen3RerankValueError(f"retries must be an int >= 0, got {retries!r}")
         self.endpoint: Endpoint = endpoint
         self.served_model_name = served_model_name
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -153,7 +153,7 @@ class ServerBackend:
         """Build from ``Reranker(..., backend="server", engine_options={...})``; the model names the tokenizer."""
         options = dict(options or {})
         if "base_urls" not in options:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 "backend='server' needs engine_options={'base_urls': ['http://HOST:PORT', ...]}, the URLs of "
                 "running `vllm serve` servers"
             )
@@ -162,7 +162,7 @@ class ServerBackend:
             return cls(**options)
         except TypeError as exc:
             if "unexpected keyword" in str(exc):
-                raise TypeError(f"engine_options for backend='server': {exc}") from None
+                raise Qwen3RerankTypeError(f"engine_options for backend='server': {exc}") from None
             raise
 
     # -- plumbing -----------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class ServerBackend:
     @staticmethod
     def _load_tokenizer(tokenizer: Any) -> Any:
         if tokenizer is None:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 "endpoint 'rerank'/'score' sends text, so it needs tokenizer= (the model's directory or Hub "
                 "name) to turn prompts back into text; endpoint='classify' needs none"
             )

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ServerError
+from ..errors import Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
 
 if TYPE_CHECKING:
     import httpx
@@ -31,20 +31,20 @@ DOWN_SECONDS = 5.0
 def normalise_urls(base_urls: str | Sequence[str]) -> tuple[str, ...]:
     urls = [base_urls] if isinstance(base_urls, str) else list(base_urls) if isinstance(base_urls, Sequence) else None
     if not urls or not all(isinstance(u, str) for u in urls):
-        raise TypeError(
+        raise Qwen3RerankTypeError(
             f"base_urls must be a URL or a non-empty list of URLs such as 'http://10.0.0.5:8000', got {base_urls!r}"
         )
     cleaned: list[str] = []
     for url in urls:
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"base URL {url!r} must start with http:// or https://, e.g. 'http://127.0.0.1:8000'"
             )
         # People paste the OpenAI base URL; vLLM's /classify, /rerank and /score live at the root.
         url = url.removesuffix("/v1")
         if url in cleaned:
-            raise ValueError(f"base URL {url!r} is listed twice; list each server once")
+            raise Qwen3RerankValueError(f"base URL {url!r} is listed twice; list each server once")
         cleaned.append(url)
     return tuple(cleaned)
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError
+from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
 from .base import ThreadedAsyncMixin
 
@@ -39,7 +39,7 @@ class TransformersBackend(ThreadedAsyncMixin):
                 "The transformers backend needs torch: pip install qwen3-rerank[torch]"
             ) from exc
         if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self._torch = torch
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

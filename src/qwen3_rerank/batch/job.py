@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError
+from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankValueError
 from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .pairs import ID_COLUMNS, file_format, import_pyarrow, read_pairs, write_atomically
 from .scorer import ShardScorer, forwarded_environment
@@ -118,7 +118,7 @@ def run_batch_job(
     Returns a :class:`BatchSummary`; ``output`` is None when shards failed (their errors are listed).
     """
     if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors <= 0):
-        raise ValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
+        raise Qwen3RerankValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
     pa = import_pyarrow()
     started = time.perf_counter()
     output_path = Path(output_path)
@@ -180,7 +180,7 @@ def _score_shards(
         import ray
         import ray.data
     except ImportError as exc:
-        raise ImportError("Batch jobs need Ray Data: pip install qwen3-rerank[ray]") from exc
+        raise BackendNotInstalledError("Batch jobs need Ray Data: pip install qwen3-rerank[ray]") from exc
     from tqdm.auto import tqdm
 
     started_ray = not ray.is_initialized()

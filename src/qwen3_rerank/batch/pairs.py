@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import BackendNotInstalledError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -23,7 +25,7 @@ def import_pyarrow() -> Any:
     try:
         import pyarrow
     except ImportError as exc:
-        raise ImportError("Batch jobs need pyarrow and Ray: pip install qwen3-rerank[ray]") from exc
+        raise BackendNotInstalledError("Batch jobs need pyarrow and Ray: pip install qwen3-rerank[ray]") from exc
     return pyarrow
 
 
@@ -31,11 +33,11 @@ def file_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     """``parquet`` or ``jsonl``: ``fmt`` when given, else from the file's suffix."""
     if fmt is not None:
         if fmt not in ("parquet", "jsonl"):
-            raise ValueError(f"format must be 'parquet' or 'jsonl', got {fmt!r}")
+            raise Qwen3RerankValueError(f"format must be 'parquet' or 'jsonl', got {fmt!r}")
         return fmt
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"cannot tell the format of {str(path)!r} from its suffix; name it .parquet or .jsonl, or pass the format"
         )
     return _FORMATS[suffix]
@@ -51,9 +53,9 @@ def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table
     path = Path(path)
     fmt = file_format(path, fmt)
     if not path.is_file():
-        raise FileNotFoundError(f"input file {str(path)!r} does not exist")
+        raise Qwen3RerankFileNotFoundError(f"input file {str(path)!r} does not exist")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path} holds no pairs")
+        raise Qwen3RerankValueError(f"{path} holds no pairs")
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -73,7 +75,7 @@ def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table
                 ),
             )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"cannot read {fmt} pairs from {str(path)!r}: {exc}") from exc
+        raise Qwen3RerankValueError(f"cannot read {fmt} pairs from {str(path)!r}: {exc}") from exc
     return check_pairs_table(table, str(path))
 
 
@@ -84,12 +86,12 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
 
     missing = [c for c in (*ID_COLUMNS, *TEXT_COLUMNS) if c not in table.column_names]
     if missing:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{source} lacks the column(s) {', '.join(missing)}; a batch job reads query_id, doc_id, query, "
             f"document and optionally instruction (it has {', '.join(table.column_names) or 'none'})"
         )
     if table.num_rows == 0:
-        raise ValueError(f"{source} holds no pairs")
+        raise Qwen3RerankValueError(f"{source} holds no pairs")
     columns = [c for c in (*ID_COLUMNS, *TEXT_COLUMNS, *OPTIONAL_COLUMNS) if c in table.column_names]
     table = table.select(columns)
     for name in columns:
@@ -98,18 +100,20 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
         if name in ID_COLUMNS:
             if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                     or pa.types.is_integer(column.type)):
-                raise ValueError(f"{source}: {name} must hold strings or integers, got {column.type}")
+                raise Qwen3RerankValueError(f"{source}: {name} must hold strings or integers, got {column.type}")
         elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                   or (pa.types.is_null(column.type) and name == "instruction")):
-            raise ValueError(f"{source}: {name} must hold strings, got {column.type}")
+            raise Qwen3RerankValueError(f"{source}: {name} must hold strings, got {column.type}")
         if nulls and name != "instruction":
             row = pc.index(pc.is_null(column), True).as_py()
-            raise ValueError(f"{source}: row {row} has no {name}; every pair needs query_id, doc_id, query, document")
+            raise Qwen3RerankValueError(
+                f"{source}: row {row} has no {name}; every pair needs query_id, doc_id, query, document"
+            )
     keys = table.group_by(list(ID_COLUMNS)).aggregate([([], "count_all")])
     repeated = keys.filter(pc.greater(keys.column("count_all"), 1))
     if repeated.num_rows:
         first = repeated.slice(0, 1).to_pylist()[0]
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{source}: {repeated.num_rows} (query_id, doc_id) pair(s) appear more than once, e.g. "
             f"({first['query_id']!r}, {first['doc_id']!r}); each pair must be listed once, since the ids name "
             "its score in the output"

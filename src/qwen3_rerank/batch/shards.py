@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import Qwen3RerankValueError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -45,7 +47,7 @@ def _digest_column(hasher: Any, values: list[Any]) -> None:
 def plan_shards(table: pa.Table, shard_size: int, settings: Mapping[str, Any]) -> list[Shard]:
     """Shards of ``shard_size`` rows (the last may be shorter), ids fixed by position, content and settings."""
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size <= 0:
-        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+        raise Qwen3RerankValueError(f"shard_size must be a positive int, got {shard_size!r}")
     salt = json.dumps(dict(settings), sort_keys=True).encode()
     width = max(6, len(str((table.num_rows - 1) // shard_size)))
     shards = []
@@ -70,7 +72,7 @@ class WorkDir:
             recorded = json.loads(manifest.read_text(encoding="utf-8")).get("settings")
             if recorded != json.loads(json.dumps(self.settings)):
                 changed = sorted(k for k in {*recorded, *self.settings} if recorded.get(k) != self.settings.get(k))
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"{str(self.path)!r} holds shards of a job with other settings ({', '.join(changed)} differ). "
                     "Rerun with the same settings to resume it, or pass another work directory (or delete this one)."
                 )

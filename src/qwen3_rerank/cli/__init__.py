@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from .. import __version__
-from ..errors import Qwen3RerankError
+from ..errors import Qwen3RerankError, Qwen3RerankValueError
 
 __all__ = ["main", "add_model_arguments", "reranker_from_args"]
 
@@ -54,7 +54,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
     for item in args.engine_option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"qwen3-rerank: error: --engine-option takes KEY=VALUE, got {item!r}")
+            raise Qwen3RerankValueError(f"--engine-option takes KEY=VALUE, got {item!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -115,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _stdout_reserved_for_results():
             return int(args.run(args) or 0)
-    except (Qwen3RerankError, ValueError, TypeError, FileNotFoundError) as exc:
+    # Deliberate errors, and a path the user named that cannot be opened, are one line; anything else
+    # (a bare TypeError from our code, say) is a bug and keeps its traceback.
+    except (Qwen3RerankError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         message = " ".join(str(exc).split())
         print(f"qwen3-rerank: error: {message}", file=sys.stderr)
         return 2

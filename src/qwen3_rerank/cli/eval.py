@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import Qwen3RerankValueError
+
 
 def add_parser(sub: Any) -> None:
     from ..evaluation.metrics import DEFAULT_METRICS
@@ -80,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from . import reranker_from_args
 
     if args.top_k <= 0 or args.bm25_depth <= 0:
-        raise ValueError("--top-k and --bm25-depth must be positive numbers of documents")
+        raise Qwen3RerankValueError("--top-k and --bm25-depth must be positive numbers of documents")
     if args.first_stage_run is not None and args.save_first_stage is not None:
-        raise ValueError("--save-first-stage saves the BM25 run; with --run the first stage is already a file")
+        raise Qwen3RerankValueError(
+            "--save-first-stage saves the BM25 run; with --run the first stage is already a file"
+        )
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     log = sys.stderr
 
