@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendNotInstalledError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+from . import file_io
+from .errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+from .file_io import FORMATS, SUFFIX_FORMATS
 
 if TYPE_CHECKING:
     from .reranker import Reranker
 
 __all__ = ["FORMATS", "ScoreFileJob", "ScoreFileResult", "detect_format", "plan_score_file", "score_file"]
 
-FORMATS = ("jsonl", "csv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +58,7 @@ class ScoreFileResult:
 
 def detect_format(path: str | Path) -> str:
     """``jsonl``, ``csv`` or ``parquet`` from the file name's suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise Qwen3RerankValueError(
-            f"cannot tell the format of {str(path)!r} from its suffix; name it .jsonl, .csv or .parquet, "
-            "or pass the format explicitly (--format)"
-        )
-    return _SUFFIXES[suffix]
+    return file_io.detect_format(path)
 
 
 # -- rows -> pairs ----------------------------------------------------------------------------------
@@ -180,7 +174,7 @@ class _Jsonl:
                 if raw.strip():
                     count += 1
                     last = raw
-        _truncate(output, good_end)
+        file_io.truncate(output, good_end)
         if last is None:
             return 0, None
         try:
@@ -291,8 +285,8 @@ class _Csv:
                 raise Qwen3RerankValueError(f"{output} is not valid CSV; pass --overwrite to replace it") from None
         finally:
             lines.close()
-        _truncate(output, good_end)
-        if rows <= 0:
+        file_io.truncate(output, good_end)
+        if rows <= 0 or last is None:
             return 0, None
         q, d = expected.index(self.cols.query), expected.index(self.cols.document)
         return rows, (last[q], last[d])
@@ -339,21 +333,12 @@ class _ByteCountingLines:
 # -- Parquet ------------------------------------------------------------------------------------------
 
 
-def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise BackendNotInstalledError("Parquet files need pyarrow: pip install qwen3-rerank[eval]") from exc
-    return pyarrow
-
-
 class _Parquet:
     name = "parquet"
 
     def __init__(self, cols: Columns) -> None:
         self.cols = cols
-        self.pa = _pyarrow()
+        self.pa = file_io.import_pyarrow()
 
     def _file(self, path: Path) -> Any:
         parquet = self.pa.parquet.ParquetFile(path)
@@ -451,6 +436,7 @@ class _Parquet:
             return rows, None
         if not parts_dir.exists():
             return 0, None
+        file_io.remove_temporaries(output)  # a join that was interrupted
         for tmp in parts_dir.glob("*.tmp"):
             tmp.unlink()  # a part that was being written when the last run stopped
         parts = sorted(parts_dir.glob("part-*.parquet"))
@@ -509,39 +495,26 @@ class _PartsWriter(_Writer):
             self.fmt.cols.score, self.pa.array(scores, type=self.pa.float64())
         )
         final = self.parts_dir / f"part-{self.next_part:08d}.parquet"
-        tmp = final.with_name(final.name + ".tmp")
-        self.pa.parquet.write_table(table, tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, final)
+        file_io.atomic_write(final, lambda tmp: self.pa.parquet.write_table(table, tmp))
         self.next_part += 1
 
     def finish(self) -> None:
-        tmp = self.output.with_name(self.output.name + ".tmp")
-        with self.pa.parquet.ParquetWriter(tmp, self.schema) as joined:
-            for part in sorted(self.parts_dir.glob("part-*.parquet")):
-                # Part by part, so joining needs no more memory than one chunk.
-                joined.write_table(self.pa.parquet.read_table(part, schema=self.schema))
-        _fsync_file(tmp)
-        os.replace(tmp, self.output)
+        def join(tmp: Path) -> None:
+            with self.pa.parquet.ParquetWriter(tmp, self.schema) as joined:
+                for part in sorted(self.parts_dir.glob("part-*.parquet")):
+                    # Part by part, so joining needs no more memory than one chunk.
+                    joined.write_table(self.pa.parquet.read_table(part, schema=self.schema))
+
+        file_io.atomic_write(self.output, join)
         shutil.rmtree(self.parts_dir)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _truncate(path: Path, size: int) -> None:
-    if path.stat().st_size != size:
-        with path.open("r+b") as handle:
-            handle.truncate(size)
 
 
 # -- the job ------------------------------------------------------------------------------------------
 
 
 def _clear(output: Path) -> None:
-    for stale in (output, output.with_name(output.name + ".parts"), output.with_name(output.name + ".tmp")):
+    file_io.remove_temporaries(output)
+    for stale in (output, output.with_name(output.name + ".parts")):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -634,7 +607,7 @@ def plan_score_file(
     name = detect_format(input_path) if file_format == "auto" else file_format
     if name not in FORMATS:
         raise Qwen3RerankValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
-    if file_format == "auto" and output_path.suffix.lower() in _SUFFIXES and detect_format(output_path) != name:
+    if file_format == "auto" and output_path.suffix.lower() in SUFFIX_FORMATS and detect_format(output_path) != name:
         raise Qwen3RerankValueError(
             f"the output {output_path} must have the input's format ({name}); converting between formats is "
             "not supported"

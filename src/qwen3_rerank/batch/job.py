@@ -109,7 +109,7 @@ def run_batch_job(
         gpus_per_actor: default 1 for backend ``vllm`` on a cluster with GPUs, else 0.
         cpus_per_actor: CPUs each actor reserves.
         rank: add ``rank`` (1 = best) within each query_id; ties keep input order.
-        work_dir: where finished shards live (default ``<output>.parts``); a rerun with the same
+        work_dir: where finished shards live (default ``<output>.shards``); a rerun with the same
             settings resumes from it, scoring only shards that have no file there yet.
         ray_address: cluster to join (``"auto"``, ``"ray://host:10001"``); default: the running one,
             ``RAY_ADDRESS``, or a local Ray started (and stopped) here.
@@ -126,7 +126,7 @@ def run_batch_job(
     table = read_pairs(input_path, input_format)
     settings = {"model": model, "instruction": instruction, "max_length": max_length, "shard_size": shard_size}
     shards = plan_shards(table, shard_size, settings)
-    work = WorkDir(work_dir if work_dir is not None else output_path.with_name(output_path.name + ".parts"), settings)
+    work = WorkDir(work_dir if work_dir is not None else output_path.with_name(output_path.name + ".shards"), settings)
     pending = [s for s in shards if not work.finished(s)]
     logger.info("%d pairs in %d shards, %d already finished", table.num_rows, len(shards), len(shards) - len(pending))
 
@@ -211,11 +211,12 @@ def _score_shards(
             num_cpus=cpus_per_actor,
             num_gpus=gpus_per_actor,
         )
-        received: dict[str, list[pa.Table]] = defaultdict(list)
+        received: dict[str, list[Any]] = defaultdict(list)  # pyarrow tables
         counts: dict[str, int] = defaultdict(int)
         failures: dict[str, str] = {}
         bar = tqdm(total=sum(s.rows for s in pending), unit="pair", desc="scoring", disable=not progress)
         try:
+            batch: Any
             for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for shard_id in batch.column("_shard").unique().to_pylist():
                     part = batch.filter(pa.compute.equal(batch.column("_shard"), shard_id))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendNotInstalledError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+from .. import file_io
+from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -18,29 +18,15 @@ __all__ = ["ID_COLUMNS", "OPTIONAL_COLUMNS", "TEXT_COLUMNS", "file_format", "rea
 ID_COLUMNS = ("query_id", "doc_id")
 TEXT_COLUMNS = ("query", "document")
 OPTIONAL_COLUMNS = ("instruction",)
-_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
 
 def import_pyarrow() -> Any:
-    try:
-        import pyarrow
-    except ImportError as exc:
-        raise BackendNotInstalledError("Batch jobs need pyarrow and Ray: pip install qwen3-rerank[ray]") from exc
-    return pyarrow
+    return file_io.import_pyarrow("Batch jobs")
 
 
 def file_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     """``parquet`` or ``jsonl``: ``fmt`` when given, else from the file's suffix."""
-    if fmt is not None:
-        if fmt not in ("parquet", "jsonl"):
-            raise Qwen3RerankValueError(f"format must be 'parquet' or 'jsonl', got {fmt!r}")
-        return fmt
-    suffix = Path(path).suffix.lower()
-    if suffix not in _FORMATS:
-        raise Qwen3RerankValueError(
-            f"cannot tell the format of {str(path)!r} from its suffix; name it .parquet or .jsonl, or pass the format"
-        )
-    return _FORMATS[suffix]
+    return file_io.detect_format(path, fmt, allowed=("parquet", "jsonl"))
 
 
 def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table:
@@ -122,24 +108,18 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
 
 
 def write_atomically(table: pa.Table, path: str | os.PathLike[str], fmt: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers see the whole file or none."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    """Write ``table`` whole or not at all (see :func:`qwen3_rerank.file_io.atomic_write`)."""
+
+    def write(temporary: Path) -> None:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             pq.write_table(table, temporary)
-        else:
-            with open(temporary, "w", encoding="utf-8") as out:
-                names = table.column_names
-                # json.dumps writes the shortest repr that round-trips each float exactly.
-                for row in zip(*(table.column(n).to_pylist() for n in names), strict=True):
-                    out.write(json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+            return
+        with open(temporary, "w", encoding="utf-8") as out:
+            names = table.column_names
+            # json.dumps writes the shortest repr that round-trips each float exactly.
+            for row in zip(*(table.column(n).to_pylist() for n in names), strict=True):
+                out.write(json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
+
+    file_io.atomic_write(path, write)

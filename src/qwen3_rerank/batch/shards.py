@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen3RerankValueError
+from ..file_io import atomic_write_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,7 +66,7 @@ def plan_shards(table: pa.Table, shard_size: int, settings: Mapping[str, Any]) -
 class WorkDir:
     """Finished shards as ``part-<shard id>.parquet`` files, and the settings of the job they belong to."""
 
-    def __init__(self, path: str | Path, settings: Mapping[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.settings = dict(settings)
         manifest = self.path / MANIFEST
@@ -77,10 +79,7 @@ class WorkDir:
                     "Rerun with the same settings to resume it, or pass another work directory (or delete this one)."
                 )
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            temporary = self.path / f".{MANIFEST}.tmp"
-            temporary.write_text(json.dumps({"settings": self.settings}, indent=2, sort_keys=True), encoding="utf-8")
-            temporary.replace(manifest)
+            atomic_write_text(manifest, json.dumps({"settings": self.settings}, indent=2, sort_keys=True))
 
     def part(self, shard: Shard) -> Path:
         return self.path / f"part-{shard.id}.parquet"

@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--gpus-per-actor", type=float, default=None, help="default: 1 for vllm when GPUs exist")
     parser.add_argument("--cpus-per-actor", type=float, default=1, help="default: %(default)s")
     parser.add_argument("--batch-size", type=int, default=4096, help="prompts per engine call (default: %(default)s)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="finished shards (default: OUTPUT.parts)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="finished shards (default: OUTPUT.shards)")
     parser.add_argument("--ray-address", default=None, help="cluster to join, e.g. auto (default: local Ray)")
     parser.add_argument("--input-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
     parser.add_argument("--output-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
