@@ -86,19 +86,21 @@ def write_random_checkpoint(
 
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    config = Qwen3Config(
-        vocab_size=151669,
-        max_position_embeddings=40960,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6,
-        bos_token_id=151643,
-        eos_token_id=151645,
+    # A dict, because the config's keyword arguments differ between transformers 4 and 5 (rope_theta).
+    settings: dict[str, Any] = {
+        "vocab_size": 151669,
+        "max_position_embeddings": 40960,
+        "rope_theta": 1_000_000.0,
+        "rms_norm_eps": 1e-6,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
         **asdict(SHAPES[shape]),
-    )
+    }
+    config = Qwen3Config(**settings)
     config.architectures = ["Qwen3ForCausalLM"]
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     with torch.device(device):
-        model = Qwen3ForCausalLM(config)
+        model: Any = Qwen3ForCausalLM(config)
     _fill_deterministically(model, seed, config.initializer_range)
     model = model.to(torch_dtype)
     model.save_pretrained(destination, safe_serialization=True)

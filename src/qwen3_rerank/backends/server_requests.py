@@ -101,7 +101,7 @@ def plan_requests(
     # /rerank takes one query per request, /score one instruction (the template's variable).
     groups: dict[tuple[str, ...], list[int]] = {}
     for position, (instruction, query, _) in enumerate(triples):
-        key = (instruction, query) if endpoint == "rerank" else (instruction,)
+        key: tuple[str, ...] = (instruction, query) if endpoint == "rerank" else (instruction,)
         groups.setdefault(key, []).append(position)
     jobs: list[Job] = []
     for key, positions in groups.items():

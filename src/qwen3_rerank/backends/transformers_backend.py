@@ -45,7 +45,7 @@ class TransformersBackend(ThreadedAsyncMixin):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, dtype)
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
+            self.model: Any = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"Cannot load model {model!r} with transformers: not a local model directory and not "
@@ -56,7 +56,8 @@ class TransformersBackend(ThreadedAsyncMixin):
                 f"{model!r} is a {self.model.config.model_type!r} model, not a Qwen3 causal LM; "
                 "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
             )
-        self.model.to(self.device).eval()
+        model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device string
+        model_object.to(self.device).eval()
         head = self.model.get_output_embeddings().weight
         # Rows [yes, no] of the LM head; the other 151k rows are never multiplied.
         self._yes_no = head[[YES_TOKEN_ID, NO_TOKEN_ID]].detach().float()

@@ -68,7 +68,9 @@ def read_documents(stream: IO[str], input_format: str = "auto") -> list[str]:
 
 
 def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
-    rows = [{"rank": r + 1, "index": d.index, "score": d.score, "document": d.document} for r, d in enumerate(results)]
+    rows: list[dict[str, Any]] = [
+        {"rank": r + 1, "index": d.index, "score": d.score, "document": d.document} for r, d in enumerate(results)
+    ]
     if fmt == "json":
         json.dump(rows, out, ensure_ascii=False, indent=2)
         out.write("\n")
