@@ -321,8 +321,7 @@ def score_template() -> str:
 
 def _template(role: Callable[[str], str]) -> str:
     # Jinja drops one trailing newline of a template; ending on an expression keeps SUFFIX's "\n\n" whole.
-    body = f"<Instruct>: {DEFAULT_INSTRUCTION}\n<Query>: {role('query')}\n<Document>: {role('document')}"
-    return PREFIX + body + SUFFIX + "{{ '' }}"
+    return canonical_prompt(DEFAULT_INSTRUCTION, role("query"), role("document")) + "{{ '' }}"
 
 
 class VLLMScore(Contender):

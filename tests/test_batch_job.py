@@ -121,7 +121,7 @@ def test_every_pair_once_with_its_in_process_score(local_ray, tiny_model_dir, tm
         assert [r["rank"] for r in best_first] == list(range(1, len(rows) + 1))
 
     # A rerun finds every shard finished: nothing is scored again, the output is the same.
-    parts = sorted(output.with_name("scores.parquet.parts").glob("part-*.parquet"))
+    parts = sorted(output.with_name("scores.parquet.shards").glob("part-*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in parts]
     again = job(tmp_path / "pairs.jsonl", output, tiny_model_dir, shard_size=250, rank=True)
     assert (again.pairs_scored, again.shards_skipped, again.actors) == (0, 8, 0)
@@ -156,7 +156,7 @@ def test_a_killed_run_resumes_without_duplicates(local_ray, tiny_model_dir, tmp_
     rows = make_pairs(queries=12, docs=50, seed=2)  # 600 pairs, 12 shards
     source = write_parquet(rows, tmp_path / "pairs.parquet")
     output = tmp_path / "scores.jsonl"
-    parts = tmp_path / "scores.jsonl.parts"
+    parts = tmp_path / "scores.jsonl.shards"
     argv = [
         sys.executable, "-m", "qwen3_rerank.cli", "batch", str(source), str(output), "--model", str(tiny_model_dir),
         "--backend", "transformers", "--dtype", "float32", "--shard-size", "50", "--actors", "1", "--quiet",
@@ -237,7 +237,7 @@ def test_bad_job_options_fail_before_any_work(tmp_path) -> None:
         run_batch_job(source, tmp_path / "o.parquet", model="m", shard_size=0)
     with pytest.raises(ValueError, match="cannot tell the format"):
         run_batch_job(source, tmp_path / "o.txt", model="m")
-    assert not (tmp_path / "o.parquet.parts").exists()
+    assert not (tmp_path / "o.parquet.shards").exists()
 
 
 def test_work_dir_of_other_settings_is_refused(tmp_path) -> None:

@@ -344,13 +344,10 @@ def test_vllm_equals_reference_in_chunk_mode(vllm_reranker, reference_reranker) 
 def test_server_text_endpoints_send_each_chunk_as_its_own_text(prompt_builder) -> None:
     """endpoint='rerank'/'score' turn prompts back into (instruction, query, document): a chunk's prompt
     comes back as exactly the chunk's text, so the server scores the same chunk."""
-    from types import SimpleNamespace
-
-    from qwen3_rerank.backends.server_backend import ServerBackend
+    from qwen3_rerank.backends.server_requests import prompt_texts
 
     document = "Cats purr when content. " * 30 + "日本語のテキスト" * 10 + " Paris is the capital of France."
     [cuts] = prompt_builder.chunk_documents([document], 24, 6)
-    backend = SimpleNamespace(_tokenizer=prompt_builder.hf_tokenizer, endpoint="rerank")
     for cut, prompt in zip(cuts, prompt_builder.chunk_prompts(DEFAULT_INSTRUCTION, QUERY, cuts), strict=True):
-        assert ServerBackend._texts(backend, prompt) == (DEFAULT_INSTRUCTION, QUERY,
-                                                          document[cut.char_start : cut.char_end])
+        assert prompt_texts(prompt_builder.hf_tokenizer, prompt, "rerank") == (
+            DEFAULT_INSTRUCTION, QUERY, document[cut.char_start : cut.char_end])

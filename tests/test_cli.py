@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_rerank.cli_rank import read_documents
+from qwen3_rerank.cli.rank import read_documents
 
 DOCS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Cats purr.", "<|im_end|> yes"]
 
@@ -79,3 +79,36 @@ def test_read_documents_formats() -> None:
         read_documents(io.StringIO('"a"\n{"x": 1}\n'), "jsonl")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_documents(io.StringIO("nope\n"), "jsonl")
+
+
+def _random_model_args(tmp_path: Path) -> list[str]:
+    return ["random-model", str(tmp_path / "model"), "--tokenizer", str(tmp_path / "tokenizer")]
+
+
+def test_a_deliberate_error_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    import qwen3_rerank.random_checkpoint
+    from qwen3_rerank.cli import main
+    from qwen3_rerank.errors import Qwen3RerankValueError
+
+    def refuse(*args, **kwargs):
+        raise Qwen3RerankValueError("the shape is wrong;\n  pick another one")
+
+    monkeypatch.setattr(qwen3_rerank.random_checkpoint, "write_random_checkpoint", refuse)
+    assert main(_random_model_args(tmp_path)) == 2
+    assert capsys.readouterr().err == "qwen3-rerank: error: the shape is wrong; pick another one\n"
+
+
+@pytest.mark.parametrize("bug", [TypeError("'NoneType' object is not subscriptable"), ValueError("x"), KeyError("x")])
+def test_a_bug_is_not_turned_into_a_one_line_message(tmp_path: Path, monkeypatch, capsys, bug: Exception) -> None:
+    """A builtin error that our code did not raise on purpose escapes main(), so Python prints its traceback."""
+    import qwen3_rerank.random_checkpoint
+    from qwen3_rerank.cli import main
+
+    def crash(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(qwen3_rerank.random_checkpoint, "write_random_checkpoint", crash)
+    with pytest.raises(type(bug)):
+        main(_random_model_args(tmp_path))
+    assert "qwen3-rerank: error:" not in capsys.readouterr().err
+

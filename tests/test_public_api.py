@@ -13,7 +13,8 @@ def test_all_is_pinned() -> None:
         "BackendNotInstalledError", "DEFAULT_INSTRUCTION", "DEFAULT_MAX_LENGTH", "DEFAULT_MODEL", "DocumentChunk",
         "DocumentTooLongError", "EngineError", "ModelNotFoundError", "NO_TOKEN_ID", "NotAQwen3RerankerError",
         "PromptBuilder", "PromptTooLongError",
-        "Qwen3RerankError", "RankedDocument", "Reranker", "ServerError", "YES_TOKEN_ID", "__version__",
+        "Qwen3RerankError", "Qwen3RerankFileNotFoundError", "Qwen3RerankTypeError", "Qwen3RerankValueError",
+        "RankedDocument", "Reranker", "ServerError", "YES_TOKEN_ID", "__version__",
         "canonical_prompt", "relevance_from_logits",
     ])
     for name in qwen3_rerank.__all__:
@@ -65,3 +66,39 @@ def test_adapters_import_only_public_names_and_declare_a_compatible_core() -> No
         data = tomllib.loads((repo / "integrations" / project / "pyproject.toml").read_text(encoding="utf-8"))
         assert "qwen3-rerank>=0.1,<0.2" in data["project"]["dependencies"], project
         assert (0, 1) <= version < (0, 2), "the core left the range the adapters declare: update both"
+
+
+def test_every_error_derives_from_the_base_and_its_builtin() -> None:
+    from qwen3_rerank import errors
+
+    builtins = {
+        "Qwen3RerankValueError": ValueError, "Qwen3RerankTypeError": TypeError, "PromptTooLongError": ValueError,
+        "NotAQwen3RerankerError": ValueError, "Qwen3RerankFileNotFoundError": FileNotFoundError,
+        "ModelNotFoundError": FileNotFoundError, "BackendNotInstalledError": ImportError,
+        "EngineError": RuntimeError, "ServerError": RuntimeError, "DocumentTooLongError": ValueError,
+    }
+    assert sorted(builtins) == sorted(set(errors.__all__) - {"Qwen3RerankError"})
+    for name, builtin in builtins.items():
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.Qwen3RerankError) and issubclass(cls, builtin), name
+
+
+# Raises of bare builtins allowed per file (none left: a new one means a new Qwen3Rerank* subclass is due).
+_BARE_RAISES_ALLOWED: dict[str, int] = {}
+
+
+def test_no_deliberate_raise_of_a_bare_builtin() -> None:
+    """Every `raise SomeBuiltinError(...)` in the package is a bug class, so errors.py's promise holds."""
+    import ast
+    import builtins
+    from pathlib import Path
+
+    root = Path(qwen3_rerank.__file__).parent
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name):
+                name = node.exc.func.id
+                if isinstance(getattr(builtins, name, None), type) and issubclass(getattr(builtins, name), Exception):
+                    found.setdefault(path.relative_to(root).as_posix(), []).append(f"{name} (line {node.lineno})")
+    assert {f: len(v) for f, v in found.items()} == _BARE_RAISES_ALLOWED, found

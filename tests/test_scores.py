@@ -13,7 +13,7 @@ from qwen3_rerank import relevance_from_logits
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden" / "scores.json").read_text())
 GOLDEN_PAIRS = [((i, q), d) for i, q, d in GOLDEN["examples"]]
 
-pytestmark = pytest.mark.vllm
+# The vllm marker comes from the fixtures each test uses (conftest.py).
 
 _VOCAB = "the capital of France is Paris Berlin gravity force weight planets sun moon café naïve 日本 中文 😀 —"
 _CONTROL = "<|im_end|> </think> <think> <|im_start|>assistant yes no"

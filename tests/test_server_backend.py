@@ -31,7 +31,7 @@ from qwen3_rerank import DEFAULT_INSTRUCTION, Reranker
 from qwen3_rerank.backends.server_backend import ServerBackend, chat_template
 from qwen3_rerank.errors import EngineError, ServerError
 
-pytestmark = pytest.mark.vllm
+# The vllm marker comes from the fixtures each test uses (conftest.py).
 
 
 @pytest.fixture(scope="module", autouse=True)

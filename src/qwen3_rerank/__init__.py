@@ -10,6 +10,9 @@ from .errors import (
     NotAQwen3RerankerError,
     PromptTooLongError,
     Qwen3RerankError,
+    Qwen3RerankFileNotFoundError,
+    Qwen3RerankTypeError,
+    Qwen3RerankValueError,
     ServerError,
 )
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder, canonical_prompt
@@ -33,6 +36,9 @@ __all__ = [
     "PromptBuilder",
     "PromptTooLongError",
     "Qwen3RerankError",
+    "Qwen3RerankFileNotFoundError",
+    "Qwen3RerankTypeError",
+    "Qwen3RerankValueError",
     "RankedDocument",
     "Reranker",
     "ServerError",

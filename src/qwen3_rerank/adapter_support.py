@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .chunking import ChunkOptions
+from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION
 from .reranker import DEFAULT_MODEL, Reranker
 from .results import RankedDocument
@@ -59,28 +60,28 @@ def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[
     if reranker is None:
         return DEFAULT_MODEL if model is None else model
     if not isinstance(reranker, Reranker):
-        raise TypeError(f"reranker must be a qwen3_rerank.Reranker, got {type(reranker).__name__}")
+        raise Qwen3RerankTypeError(f"reranker must be a qwen3_rerank.Reranker, got {type(reranker).__name__}")
     if options:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{sorted(options)} configure a new Reranker; they cannot apply to the reranker you passed. "
             "Set them when you create that Reranker, or pass model=... instead."
         )
     if model is not None and model != reranker.model:
-        raise ValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
+        raise Qwen3RerankValueError(f"model={model!r} differs from the reranker's model {reranker.model!r}; pass one")
     return reranker.model
 
 
 def _with_device(options: dict[str, Any], device: str) -> dict[str, Any]:
     # SentenceTransformerRerank(device=...) picks a torch device; only the transformers backend has one.
     if options.get("backend") != "transformers":
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"device={device!r} selects a torch device, which only the transformers backend has; pass "
             f'backend="transformers", engine_options={{"device": "{device}"}} (vLLM uses its GPUs: '
             'engine_options={"tensor_parallel_size": ...}, or CUDA_VISIBLE_DEVICES).'
         )
     engine_options = dict(options.get("engine_options") or {})
     if engine_options.get("device", device) != device:
-        raise ValueError(f"device={device!r} contradicts engine_options device={engine_options['device']!r}")
+        raise Qwen3RerankValueError(f"device={device!r} contradicts engine_options device={engine_options['device']!r}")
     return {**options, "engine_options": {**engine_options, "device": device}}
 
 
@@ -143,7 +144,7 @@ def coerce_top_n(value: Any) -> int | None:
         try:
             value = int(value.strip())
         except ValueError:
-            raise TypeError(f"top_n must be an int or None, got str {value!r}") from None
+            raise Qwen3RerankTypeError(f"top_n must be an int or None, got str {value!r}") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
     if value == 0 and not isinstance(value, bool) and isinstance(value, numbers.Integral):
@@ -157,7 +158,9 @@ def coerce_threshold(value: Any) -> float | None:
         try:
             value = float(value.strip())
         except ValueError:
-            raise TypeError(f"score_threshold must be a number in [0, 1] or None, got str {value!r}") from None
+            raise Qwen3RerankTypeError(
+                f"score_threshold must be a number in [0, 1] or None, got str {value!r}"
+            ) from None
     return check_threshold(value)
 
 

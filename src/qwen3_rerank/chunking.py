@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import DocumentTooLongError
+from .errors import DocumentTooLongError, Qwen3RerankValueError
 from .prompt import DocumentChunk, PromptBuilder
 
 __all__ = ["LONG_DOCUMENT_MODES", "ChunkOptions", "ChunkPlan", "LongDocuments", "plan_chunks", "score_by_chunks"]
@@ -25,7 +25,7 @@ def _count(value: Any, what: str, minimum: int, *, optional: bool) -> int | None
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         none = " or None" if optional else ""
-        raise ValueError(f"{what} must be an int >= {minimum}{none}, got {value!r}")
+        raise Qwen3RerankValueError(f"{what} must be an int >= {minimum}{none}, got {value!r}")
     return int(value)
 
 
@@ -46,12 +46,12 @@ class ChunkOptions:
         cls, long_documents: Any = "truncate", chunk_tokens: Any = None, chunk_overlap: Any = 0, max_chunks: Any = 64
     ) -> ChunkOptions:
         if long_documents not in LONG_DOCUMENT_MODES:
-            raise ValueError(f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}")
+            raise Qwen3RerankValueError(f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}")
         tokens = _count(chunk_tokens, "chunk_tokens", 8, optional=True)
         overlap = _count(chunk_overlap, "chunk_overlap", 0, optional=False)
         assert overlap is not None
         if tokens is not None and overlap >= tokens:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"chunk_overlap={overlap} must be smaller than chunk_tokens={tokens} (each chunk has to move "
                 "forward); lower chunk_overlap."
             )

@@ -1,4 +1,22 @@
-"""Exceptions raised by qwen3-rerank. Every message says what was wrong and how to fix it."""
+"""Exceptions raised by qwen3-rerank. Every message says what was wrong and how to fix it.
+
+Every error raised on purpose derives from :class:`Qwen3RerankError` and from the builtin it stands for,
+so ``except ValueError`` and ``except Qwen3RerankError`` both work::
+
+    Qwen3RerankError
+    ├── Qwen3RerankValueError (ValueError)        bad argument or input value
+    │   ├── PromptTooLongError
+    │   └── NotAQwen3RerankerError
+    ├── Qwen3RerankTypeError (TypeError)          argument of the wrong type
+    ├── Qwen3RerankFileNotFoundError (FileNotFoundError)
+    │   └── ModelNotFoundError
+    ├── BackendNotInstalledError (ImportError)    a package of an extra is missing
+    └── EngineError (RuntimeError)
+        └── ServerError
+
+Anything else that escapes (a bare ``TypeError`` from deep inside) is a bug: the command line shows its
+traceback instead of a one-line message.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +28,9 @@ __all__ = [
     "NotAQwen3RerankerError",
     "PromptTooLongError",
     "Qwen3RerankError",
+    "Qwen3RerankFileNotFoundError",
+    "Qwen3RerankTypeError",
+    "Qwen3RerankValueError",
     "ServerError",
 ]
 
@@ -18,24 +39,36 @@ class Qwen3RerankError(Exception):
     """Base class of every error qwen3-rerank raises on purpose."""
 
 
-class PromptTooLongError(Qwen3RerankError, ValueError):
+class Qwen3RerankValueError(Qwen3RerankError, ValueError):
+    """An argument or an input (a file's rows, a query, an option) has a value qwen3-rerank cannot use."""
+
+
+class Qwen3RerankTypeError(Qwen3RerankError, TypeError):
+    """An argument has the wrong type; the message names the type expected."""
+
+
+class Qwen3RerankFileNotFoundError(Qwen3RerankError, FileNotFoundError):
+    """A file or directory qwen3-rerank was pointed at does not exist."""
+
+
+class PromptTooLongError(Qwen3RerankValueError):
     """The template, instruction and query alone do not fit in ``max_length`` tokens."""
 
 
-class DocumentTooLongError(Qwen3RerankError, ValueError):
+class DocumentTooLongError(Qwen3RerankValueError):
     """In ``long_documents="chunk"`` mode, a document needs more than ``max_chunks`` chunks."""
 
 
-class ModelNotFoundError(Qwen3RerankError, FileNotFoundError):
+class ModelNotFoundError(Qwen3RerankFileNotFoundError):
     """The model (or its tokenizer) is neither a local directory nor reachable on the Hub."""
 
 
-class NotAQwen3RerankerError(Qwen3RerankError, ValueError):
+class NotAQwen3RerankerError(Qwen3RerankValueError):
     """The checkpoint or tokenizer is not a Qwen3-Reranker (wrong vocabulary or architecture)."""
 
 
 class BackendNotInstalledError(Qwen3RerankError, ImportError):
-    """The backend asked for needs a package that is not installed; the message names the extra."""
+    """The backend or feature asked for needs a package that is not installed; the message names the extra."""
 
 
 class EngineError(Qwen3RerankError, RuntimeError):

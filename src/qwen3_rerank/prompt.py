@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelNotFoundError, NotAQwen3RerankerError, PromptTooLongError
+from .errors import (
+    BackendNotInstalledError,
+    ModelNotFoundError,
+    NotAQwen3RerankerError,
+    PromptTooLongError,
+    Qwen3RerankValueError,
+)
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID
 
 if TYPE_CHECKING:
@@ -40,7 +46,9 @@ __all__ = [
     "PromptBuilder",
     "SUFFIX",
     "SUFFIX_IDS",
+    "added_token_spellings",
     "canonical_prompt",
+    "split_canonical_prompt",
 ]
 
 PREFIX = (
@@ -59,13 +67,44 @@ CONTROL_TOKEN_IDS = range(_FIRST_ADDED_TOKEN_ID, 151669)
 _IM_START, _IM_END, _THINK, _END_THINK = 151644, 151645, 151667, 151668
 
 
+# The body between PREFIX and SUFFIX: "<Instruct>: I\n<Query>: Q\n<Document>: D". Spelled only here;
+# the server's chat template, its text endpoints and the benchmarks build on canonical_prompt.
+_INSTRUCT, _QUERY, _DOCUMENT = "<Instruct>: ", "\n<Query>: ", "\n<Document>: "
+
+
 def canonical_prompt(instruction: str, query: str, document: str) -> str:
-    """The exact string Qwen's reference formats; the builder's ids equal its tokenization."""
-    return f"{PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}{SUFFIX}"
+    """The exact string Qwen's reference formats; the builder's ids equal its tokenization.
+
+    The parts are pasted in verbatim, so Jinja expressions give a chat template of the same prompt.
+    """
+    return f"{PREFIX}{_INSTRUCT}{instruction}{_QUERY}{query}{_DOCUMENT}{document}{SUFFIX}"
+
+
+def split_canonical_prompt(text: str) -> tuple[str, str, str] | None:
+    """(instruction, query, document) that :func:`canonical_prompt` turns back into ``text``; None if no fit.
+
+    Splitting at the first query and document markers is exact even when user text contains them:
+    canonical_prompt puts the markers back between the parts, so the rendered string is the same.
+    """
+    if not (text.startswith(PREFIX + _INSTRUCT) and text.endswith(SUFFIX)):
+        return None
+    body = text[len(PREFIX) + len(_INSTRUCT) : len(text) - len(SUFFIX)]
+    instruction, sep_q, rest = body.partition(_QUERY)
+    query, sep_d, document = rest.partition(_DOCUMENT)
+    if not sep_q or not sep_d:
+        return None
+    return instruction, query, document
+
+
+def added_token_spellings(hf_tokenizer: Any) -> frozenset[str]:
+    """Every added token of a tokenizer (``<|im_end|>``, ``<think>``, ``<tool_call>`` ...): the spellings a
+    tokenizer given text turns into single tokens, whether marked special or not."""
+    decoder = getattr(hf_tokenizer, "added_tokens_decoder", None) or {}
+    return frozenset(str(getattr(token, "content", token)) for token in decoder.values())
 
 
 def _head_text(instruction: str, query: str) -> str:
-    return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>:"
+    return f"{_INSTRUCT}{instruction}{_QUERY}{query}{_DOCUMENT.rstrip(' ')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +148,7 @@ def load_hf_tokenizer(source: str) -> Any:
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency
-        raise ImportError("pip install qwen3-rerank (transformers is missing)") from exc
+        raise BackendNotInstalledError("pip install qwen3-rerank (transformers is missing)") from exc
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
@@ -160,7 +199,7 @@ class PromptBuilder:
 
     def __init__(self, hf_tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0:
-            raise ValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
+            raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
         self.max_length = max_length
         self.hf_tokenizer = hf_tokenizer
         # The prefix holds real control tokens on purpose, so it goes through the full tokenizer.
@@ -213,11 +252,11 @@ class PromptBuilder:
         the chunk's text, and may differ from the slice. Every chunk is re-tokenized to check its length.
         """
         if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 8:
-            raise ValueError(f"chunk_tokens must be an int >= 8, got {chunk_tokens!r}")
+            raise Qwen3RerankValueError(f"chunk_tokens must be an int >= 8, got {chunk_tokens!r}")
         if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
-            raise ValueError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
+            raise Qwen3RerankValueError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
         if chunk_overlap >= chunk_tokens:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"chunk_overlap={chunk_overlap} must be smaller than chunk_tokens={chunk_tokens} (each chunk has "
                 "to move forward); lower chunk_overlap."
             )
@@ -259,7 +298,7 @@ class PromptBuilder:
                 return n
             end = last_at_most(words, start + size // 2 - 1, high) or last_at_most(clean, start, high)
             if end is None:
-                raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
+                raise Qwen3RerankValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
             return end
 
         def following(start: int, end: int) -> int:
@@ -290,7 +329,9 @@ class PromptBuilder:
             while True:
                 shorter = last_at_most(clean, a, b - 1)
                 if shorter is None:
-                    raise ValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
+                    raise Qwen3RerankValueError(
+                        f"chunk_tokens={size} is too small to hold a single character; raise it"
+                    )
                 b = shorter
                 chunk_ids = self._plain.encode(encode(a, b), add_special_tokens=False).ids
                 if len(chunk_ids) <= size:
@@ -341,7 +382,7 @@ class PromptBuilder:
         if chunk_tokens is None:
             return budget
         if chunk_tokens > budget:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"chunk_tokens={chunk_tokens} does not fit: the template, instruction and query leave "
                 f"{budget} tokens of max_length={self.max_length} for the document. Lower chunk_tokens, or "
                 "leave it None for what fits."

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import BackendNotInstalledError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+
 __all__ = ["SHAPES", "CheckpointShape", "write_random_checkpoint", "write_seq_cls_checkpoint"]
 
 _TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "tokenizer.json")
@@ -70,33 +72,35 @@ def write_random_checkpoint(
     to initialise large shapes quickly.
     """
     if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")
+        raise Qwen3RerankValueError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")
     tokenizer_dir = Path(tokenizer_dir)
     if not (tokenizer_dir / "vocab.json").is_file():
-        raise FileNotFoundError(
+        raise Qwen3RerankFileNotFoundError(
             f"{tokenizer_dir} holds no Qwen3 tokenizer (vocab.json, merges.txt, tokenizer_config.json)"
         )
     try:
         import torch
         from transformers import Qwen3Config, Qwen3ForCausalLM
     except ImportError as exc:
-        raise ImportError("pip install qwen3-rerank[torch]  (random checkpoints need torch)") from exc
+        raise BackendNotInstalledError("pip install qwen3-rerank[torch]  (random checkpoints need torch)") from exc
 
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    config = Qwen3Config(
-        vocab_size=151669,
-        max_position_embeddings=40960,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6,
-        bos_token_id=151643,
-        eos_token_id=151645,
+    # A dict, because the config's keyword arguments differ between transformers 4 and 5 (rope_theta).
+    settings: dict[str, Any] = {
+        "vocab_size": 151669,
+        "max_position_embeddings": 40960,
+        "rope_theta": 1_000_000.0,
+        "rms_norm_eps": 1e-6,
+        "bos_token_id": 151643,
+        "eos_token_id": 151645,
         **asdict(SHAPES[shape]),
-    )
+    }
+    config = Qwen3Config(**settings)
     config.architectures = ["Qwen3ForCausalLM"]
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     with torch.device(device):
-        model = Qwen3ForCausalLM(config)
+        model: Any = Qwen3ForCausalLM(config)
     _fill_deterministically(model, seed, config.initializer_range)
     model = model.to(torch_dtype)
     model.save_pretrained(destination, safe_serialization=True)
@@ -116,7 +120,7 @@ def write_seq_cls_checkpoint(source: str | Path, destination: str | Path) -> Pat
         import torch
         from transformers import Qwen3ForCausalLM, Qwen3ForSequenceClassification
     except ImportError as exc:
-        raise ImportError("pip install qwen3-rerank[torch]  (checkpoint conversion needs torch)") from exc
+        raise BackendNotInstalledError("pip install qwen3-rerank[torch]  (checkpoint conversion needs torch)") from exc
     from .relevance import NO_TOKEN_ID, YES_TOKEN_ID
 
     source, destination = Path(source), Path(destination)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from .backends.base import ScoringBackend
 from .chunking import ChunkOptions, LongDocuments, plan_chunks, score_by_chunks
-from .errors import EngineError
+from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
 from .validation import (
@@ -38,9 +38,11 @@ def _open_backend(
 ) -> ScoringBackend:
     if not isinstance(backend, str):
         if not isinstance(backend, ScoringBackend):
-            raise TypeError(f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}")
+            raise Qwen3RerankTypeError(
+                f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}"
+            )
         if engine_options:
-            raise ValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
+            raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
         return backend
     if backend == "vllm":
         from .backends.vllm_backend import VLLMBackend
@@ -58,7 +60,7 @@ def _open_backend(
         from .backends.server_backend import ServerBackend
 
         return ServerBackend.from_options(model, engine_options)
-    raise ValueError(
+    raise Qwen3RerankValueError(
         f"backend must be 'vllm', 'transformers', 'server' or 'packed' (or a ScoringBackend object), got {backend!r}"
     )
 
@@ -120,7 +122,7 @@ class Reranker:
         self.chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         self.instruction = check_text(instruction, "instruction")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.model = model
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -139,7 +141,7 @@ class Reranker:
         limit = self._backend.max_prompt_tokens
         if limit is not None and limit < max_length:
             self.close()
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"max_length={max_length} exceeds what the backend accepts ({limit} tokens); "
                 f"pass max_length <= {limit}."
             )
@@ -437,7 +439,7 @@ class Reranker:
         """
         backend = self._settings["backend"]
         if not isinstance(backend, str):
-            raise TypeError(
+            raise Qwen3RerankTypeError(
                 f"A Reranker over a backend object ({type(backend).__name__}) cannot be pickled or copied: the "
                 "object is not ours to reopen. Create the Reranker with backend='vllm', 'transformers' or "
                 "'server' (and engine_options=...) instead."

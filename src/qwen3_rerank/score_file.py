@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import file_io
+from .errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+from .file_io import FORMATS, SUFFIX_FORMATS
+
 if TYPE_CHECKING:
     from .reranker import Reranker
 
 __all__ = ["FORMATS", "ScoreFileJob", "ScoreFileResult", "detect_format", "plan_score_file", "score_file"]
 
-FORMATS = ("jsonl", "csv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +58,7 @@ class ScoreFileResult:
 
 def detect_format(path: str | Path) -> str:
     """``jsonl``, ``csv`` or ``parquet`` from the file name's suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise ValueError(
-            f"cannot tell the format of {str(path)!r} from its suffix; name it .jsonl, .csv or .parquet, "
-            "or pass the format explicitly (--format)"
-        )
-    return _SUFFIXES[suffix]
+    return file_io.detect_format(path)
 
 
 # -- rows -> pairs ----------------------------------------------------------------------------------
@@ -71,14 +67,16 @@ def detect_format(path: str | Path) -> str:
 def _pair(query: Any, document: Any, instruction: Any, row: int, cols: Columns) -> tuple[Any, str]:
     for name, value in ((cols.query, query), (cols.document, document)):
         if not isinstance(value, str):
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"row {row}: column {name!r} must be a string, got "
                 f"{'nothing (missing or null)' if value is None else type(value).__name__ + ' ' + repr(value)[:60]}"
             )
     if instruction is None or instruction == "":
         return query, document
     if not isinstance(instruction, str):
-        raise ValueError(f"row {row}: column {cols.instruction!r} must be a string or empty, got {instruction!r:.60}")
+        raise Qwen3RerankValueError(
+            f"row {row}: column {cols.instruction!r} must be a string or empty, got {instruction!r:.60}"
+        )
     return (instruction, query), document
 
 
@@ -124,11 +122,13 @@ class _Jsonl:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"line {line_no} is not valid JSON ({exc.msg})") from None
+            raise Qwen3RerankValueError(f"line {line_no} is not valid JSON ({exc.msg})") from None
         if not isinstance(record, dict):
-            raise ValueError(f"line {line_no}: each line must be a JSON object with 'query' and 'document' fields")
+            raise Qwen3RerankValueError(
+                f"line {line_no}: each line must be a JSON object with 'query' and 'document' fields"
+            )
         if self.cols.score in record:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"line {line_no} already has a {self.cols.score!r} field; choose another output column (--score-column)"
             )
         return record
@@ -174,15 +174,19 @@ class _Jsonl:
                 if raw.strip():
                     count += 1
                     last = raw
-        _truncate(output, good_end)
+        file_io.truncate(output, good_end)
         if last is None:
             return 0, None
         try:
             record = json.loads(last)
         except json.JSONDecodeError:
-            raise ValueError(f"{output} is not JSON Lines written by qwen3-rerank score; pass --overwrite") from None
+            raise Qwen3RerankValueError(
+                f"{output} is not JSON Lines written by qwen3-rerank score; pass --overwrite"
+            ) from None
         if not isinstance(record, dict) or self.cols.score not in record:
-            raise ValueError(f"{output} has rows without a {self.cols.score!r} field; pass --overwrite to start over")
+            raise Qwen3RerankValueError(
+                f"{output} has rows without a {self.cols.score!r} field; pass --overwrite to start over"
+            )
         return count, self.key(record)
 
     def writer(self, output: Path, input_path: Path, fresh: bool) -> _Writer:
@@ -209,21 +213,23 @@ class _Csv:
         with path.open(encoding="utf-8", newline="") as handle:
             header = next(csv.reader(handle), None)
         if header is None:
-            raise ValueError(f"{path} is empty; a CSV input needs a header row naming its columns")
+            raise Qwen3RerankValueError(f"{path} is empty; a CSV input needs a header row naming its columns")
         self._check_header(path, header)
         return header
 
     def _check_header(self, path: Path, header: list[str]) -> None:
         for name in (self.cols.query, self.cols.document):
             if name not in header:
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"{path} has no {name!r} column (its columns: {header}); rename the column, or name yours "
                     "with --query-column / --document-column"
                 )
         if self.cols.score in header:
-            raise ValueError(f"{path} already has a {self.cols.score!r} column; choose another one (--score-column)")
+            raise Qwen3RerankValueError(
+                f"{path} already has a {self.cols.score!r} column; choose another one (--score-column)"
+            )
         if len(set(header)) != len(header):
-            raise ValueError(f"{path} repeats a column name in its header: {header}")
+            raise Qwen3RerankValueError(f"{path} repeats a column name in its header: {header}")
 
     def count(self, path: Path) -> int:
         with path.open(encoding="utf-8", newline="") as handle:
@@ -238,7 +244,7 @@ class _Csv:
 
         def fields(row: list[str], number: int) -> tuple[Any, Any, Any]:
             if len(row) != len(header):
-                raise ValueError(f"row {number} has {len(row)} fields, the header {len(header)}")
+                raise Qwen3RerankValueError(f"row {number} has {len(row)} fields, the header {len(header)}")
             instruction = row[instruction_at] if instruction_at is not None else None
             return row[at[self.cols.query]], row[at[self.cols.document]], instruction
 
@@ -266,7 +272,7 @@ class _Csv:
         try:
             for row in reader:
                 if rows == -1 and row != expected:
-                    raise ValueError(
+                    raise Qwen3RerankValueError(
                         f"{output} has the columns {row}, not {expected}: it was not written from this input; "
                         "pass --overwrite to replace it, or choose another output"
                     )
@@ -276,11 +282,11 @@ class _Csv:
                 good_end, last = lines.offset, row
         except csv.Error:
             if not lines.exhausted:
-                raise ValueError(f"{output} is not valid CSV; pass --overwrite to replace it") from None
+                raise Qwen3RerankValueError(f"{output} is not valid CSV; pass --overwrite to replace it") from None
         finally:
             lines.close()
-        _truncate(output, good_end)
-        if rows <= 0:
+        file_io.truncate(output, good_end)
+        if rows <= 0 or last is None:
             return 0, None
         q, d = expected.index(self.cols.query), expected.index(self.cols.document)
         return rows, (last[q], last[d])
@@ -327,30 +333,23 @@ class _ByteCountingLines:
 # -- Parquet ------------------------------------------------------------------------------------------
 
 
-def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise ImportError("Parquet files need pyarrow: pip install qwen3-rerank[eval]") from exc
-    return pyarrow
-
-
 class _Parquet:
     name = "parquet"
 
     def __init__(self, cols: Columns) -> None:
         self.cols = cols
-        self.pa = _pyarrow()
+        self.pa = file_io.import_pyarrow()
 
     def _file(self, path: Path) -> Any:
         parquet = self.pa.parquet.ParquetFile(path)
         names = parquet.schema_arrow.names
         for name in (self.cols.query, self.cols.document):
             if name not in names:
-                raise ValueError(f"{path} has no {name!r} column (its columns: {names})")
+                raise Qwen3RerankValueError(f"{path} has no {name!r} column (its columns: {names})")
         if self.cols.score in names:
-            raise ValueError(f"{path} already has a {self.cols.score!r} column; choose another one (--score-column)")
+            raise Qwen3RerankValueError(
+                f"{path} already has a {self.cols.score!r} column; choose another one (--score-column)"
+            )
         return parquet
 
     def count(self, path: Path) -> int:
@@ -430,13 +429,14 @@ class _Parquet:
             parquet = self.pa.parquet.ParquetFile(output)
             rows = parquet.metadata.num_rows
             if rows != self.count(input_path):
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"{output} is a finished Parquet file with {rows} rows, but the input has "
                     f"{self.count(input_path)}; Parquet cannot be appended to: pass --overwrite"
                 )
             return rows, None
         if not parts_dir.exists():
             return 0, None
+        file_io.remove_temporaries(output)  # a join that was interrupted
         for tmp in parts_dir.glob("*.tmp"):
             tmp.unlink()  # a part that was being written when the last run stopped
         parts = sorted(parts_dir.glob("part-*.parquet"))
@@ -495,39 +495,26 @@ class _PartsWriter(_Writer):
             self.fmt.cols.score, self.pa.array(scores, type=self.pa.float64())
         )
         final = self.parts_dir / f"part-{self.next_part:08d}.parquet"
-        tmp = final.with_name(final.name + ".tmp")
-        self.pa.parquet.write_table(table, tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, final)
+        file_io.atomic_write(final, lambda tmp: self.pa.parquet.write_table(table, tmp))
         self.next_part += 1
 
     def finish(self) -> None:
-        tmp = self.output.with_name(self.output.name + ".tmp")
-        with self.pa.parquet.ParquetWriter(tmp, self.schema) as joined:
-            for part in sorted(self.parts_dir.glob("part-*.parquet")):
-                # Part by part, so joining needs no more memory than one chunk.
-                joined.write_table(self.pa.parquet.read_table(part, schema=self.schema))
-        _fsync_file(tmp)
-        os.replace(tmp, self.output)
+        def join(tmp: Path) -> None:
+            with self.pa.parquet.ParquetWriter(tmp, self.schema) as joined:
+                for part in sorted(self.parts_dir.glob("part-*.parquet")):
+                    # Part by part, so joining needs no more memory than one chunk.
+                    joined.write_table(self.pa.parquet.read_table(part, schema=self.schema))
+
+        file_io.atomic_write(self.output, join)
         shutil.rmtree(self.parts_dir)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _truncate(path: Path, size: int) -> None:
-    if path.stat().st_size != size:
-        with path.open("r+b") as handle:
-            handle.truncate(size)
 
 
 # -- the job ------------------------------------------------------------------------------------------
 
 
 def _clear(output: Path) -> None:
-    for stale in (output, output.with_name(output.name + ".parts"), output.with_name(output.name + ".tmp")):
+    file_io.remove_temporaries(output)
+    for stale in (output, output.with_name(output.name + ".parts")):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -612,16 +599,16 @@ def plan_score_file(
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        raise Qwen3RerankValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     if not input_path.is_file():
-        raise FileNotFoundError(f"{input_path} does not exist (or is not a file)")
+        raise Qwen3RerankFileNotFoundError(f"{input_path} does not exist (or is not a file)")
     if output_path.exists() and output_path.resolve() == input_path.resolve():
-        raise ValueError("the output must be another file than the input")
+        raise Qwen3RerankValueError("the output must be another file than the input")
     name = detect_format(input_path) if file_format == "auto" else file_format
     if name not in FORMATS:
-        raise ValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
-    if file_format == "auto" and output_path.suffix.lower() in _SUFFIXES and detect_format(output_path) != name:
-        raise ValueError(
+        raise Qwen3RerankValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
+    if file_format == "auto" and output_path.suffix.lower() in SUFFIX_FORMATS and detect_format(output_path) != name:
+        raise Qwen3RerankValueError(
             f"the output {output_path} must have the input's format ({name}); converting between formats is "
             "not supported"
         )
@@ -636,13 +623,13 @@ def plan_score_file(
     started = output_path.exists() or output_path.with_name(output_path.name + ".parts").exists()
     done, done_key = fmt.resume(output_path, input_path) if started else (0, None)
     if done > total:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{output_path} already holds {done} rows, more than the {total} of {input_path}: it is not this "
             "input's output; pass --overwrite to replace it"
         )
     input_key, chunks = fmt.read(input_path, done, chunk_size)
     if done_key is not None and done_key != input_key:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"row {done} of {output_path} is not row {done} of {input_path} (different query or document): the "
             "output belongs to another input; pass --overwrite to replace it, or choose another output"
         )

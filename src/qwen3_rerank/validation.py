@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import ModelNotFoundError, NotAQwen3RerankerError
+from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeError, Qwen3RerankValueError
 
 __all__ = [
     "Query",
@@ -35,28 +35,28 @@ def check_text(value: Any, what: str) -> str:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"{what} holds a lone surrogate {value[exc.start]!r} at index {exc.start}, which is not valid "
                     "Unicode text. Decode the source with errors='replace' (or re-encode it with "
                     "errors='surrogateescape' and decode it properly) before reranking."
                 ) from None
         return value
     hint = " Decode bytes first, e.g. value.decode('utf-8')." if isinstance(value, bytes | bytearray) else ""
-    raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r:.80}.{hint}")
+    raise Qwen3RerankTypeError(f"{what} must be a str, got {type(value).__name__}: {value!r:.80}.{hint}")
 
 
 def split_query(query: Any, default_instruction: str, what: str = "query") -> tuple[str, str]:
     """``query`` or ``(instruction, query)`` -> (instruction, query)."""
     if isinstance(query, tuple):
         if len(query) != 2:
-            raise ValueError(f"{what} given as a tuple must be (instruction, query), got {len(query)} items")
+            raise Qwen3RerankValueError(f"{what} given as a tuple must be (instruction, query), got {len(query)} items")
         return check_text(query[0], f"{what}'s instruction"), check_text(query[1], what)
     return default_instruction, check_text(query, what)
 
 
 def check_documents(documents: Any) -> list[str]:
     if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
-        raise TypeError(
+        raise Qwen3RerankTypeError(
             f"documents must be a list of str, got {type(documents).__name__}; wrap a single document "
             "in a list: [document]"
         )
@@ -66,11 +66,11 @@ def check_documents(documents: Any) -> list[str]:
 def check_pairs(pairs: Any, default_instruction: str) -> list[tuple[str, str, str]]:
     """(query, document) pairs -> (instruction, query, document) triples."""
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
-        raise TypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
+        raise Qwen3RerankTypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
     triples = []
     for i, pair in enumerate(pairs):
         if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"pairs[{i}] must be a (query, document) pair, got {pair!r:.80}; a query with its own "
                 "instruction is written ((instruction, query), document)"
             )
@@ -90,10 +90,10 @@ def check_top_n(top_n: Any) -> int | None:
         return None
     # numbers.Integral admits numpy integers too; bool is an int but never a count.
     if isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral):
-        raise TypeError(f"top_n must be an int or None, got {type(top_n).__name__}: {top_n!r}")
+        raise Qwen3RerankTypeError(f"top_n must be an int or None, got {type(top_n).__name__}: {top_n!r}")
     top_n = int(top_n)
     if top_n <= 0:
-        raise ValueError(f"top_n must be >= 1 (or None for all documents), got {top_n}")
+        raise Qwen3RerankValueError(f"top_n must be >= 1 (or None for all documents), got {top_n}")
     return top_n
 
 
@@ -101,10 +101,10 @@ def check_threshold(threshold: Any) -> float | None:
     if threshold is None:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number in [0, 1] or None, got {type(threshold).__name__}")
+        raise Qwen3RerankTypeError(f"threshold must be a number in [0, 1] or None, got {type(threshold).__name__}")
     threshold = float(threshold)
     if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1] (scores are probabilities), got {threshold}")
+        raise Qwen3RerankValueError(f"threshold must lie in [0, 1] (scores are probabilities), got {threshold}")
     return float(threshold)
 
 
@@ -169,7 +169,7 @@ def check_model_checkpoint(model: str, max_length: int) -> None:
         )
     context = config.get("max_position_embeddings")
     if isinstance(context, int) and not _context_is_scaled(config) and max_length > context:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"max_length={max_length} exceeds the model's context of {context} tokens (max_position_embeddings "
             f"in {config_path}); pass max_length <= {context}."
         )

@@ -17,7 +17,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendNotInstalledError, EngineError, ModelNotFoundError, NotAQwen3RerankerError
+from ..errors import (
+    BackendNotInstalledError,
+    EngineError,
+    ModelNotFoundError,
+    NotAQwen3RerankerError,
+    Qwen3RerankValueError,
+)
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
 from .base import ThreadedAsyncMixin
 from .packing import Pack, group_by_shared_prefix, pack_groups
@@ -62,20 +68,22 @@ class PackedBackend(ThreadedAsyncMixin):
         from . import packed_layers
 
         if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0:
-            raise ValueError(f"token_budget must be a positive int (ids per forward), got {token_budget!r}")
+            raise Qwen3RerankValueError(f"token_budget must be a positive int (ids per forward), got {token_budget!r}")
         if not isinstance(compile, bool):
-            raise ValueError(f"compile must be True or False, got {compile!r}")
+            raise Qwen3RerankValueError(f"compile must be True or False, got {compile!r}")
         if attention not in ("auto", "varlen", "sdpa"):
-            raise ValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {attention!r}")
+            raise Qwen3RerankValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {attention!r}")
         self._torch = torch
         self._layers = packed_layers
         self.token_budget = token_budget
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, str(dtype), None)
         if not (dtype == "auto" or (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point)):
-            raise ValueError(f"dtype must be 'auto', 'bfloat16', 'float16' or 'float32', got {dtype!r}")
+            raise Qwen3RerankValueError(f"dtype must be 'auto', 'bfloat16', 'float16' or 'float32', got {dtype!r}")
         if attention == "varlen" and self.device.type != "cuda":
-            raise ValueError(f"attention='varlen' needs a CUDA device, got {self.device}; pass attention='sdpa'")
+            raise Qwen3RerankValueError(
+                f"attention='varlen' needs a CUDA device, got {self.device}; pass attention='sdpa'"
+            )
         try:
             self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
         except (OSError, ValueError) as exc:
@@ -123,7 +131,7 @@ class PackedBackend(ThreadedAsyncMixin):
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
         for i, prompt in enumerate(prompts):
             if len(prompt) == 0:
-                raise ValueError(f"prompt {i} is empty; build prompts with qwen3_rerank.PromptBuilder")
+                raise Qwen3RerankValueError(f"prompt {i} is empty; build prompts with qwen3_rerank.PromptBuilder")
         if not prompts:
             return []
         torch = self._torch
@@ -160,7 +168,7 @@ class PackedBackend(ThreadedAsyncMixin):
     def _to_device(self, pack: Pack) -> Any:
         lo, hi = min(pack.token_ids), max(pack.token_ids)
         if lo < 0 or hi >= self.vocab_size:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"prompt ids must lie in [0, {self.vocab_size}), got {lo if lo < 0 else hi}; "
                 "build prompts with qwen3_rerank.PromptBuilder"
             )

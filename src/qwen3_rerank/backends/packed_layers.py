@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import EngineError, Qwen3RerankValueError
+
 __all__ = [
     "Attention",
     "DeviceLayout",
@@ -113,7 +115,7 @@ def check_supported(config: Any) -> None:
     """Refuse configurations the loop does not compute exactly (it would silently score something else)."""
     layer_types = getattr(config, "layer_types", None) or []
     if getattr(config, "use_sliding_window", False) or any(t != "full_attention" for t in layer_types):
-        raise ValueError(
+        raise Qwen3RerankValueError(
             "the packed backend computes full causal attention only; this checkpoint uses sliding-window "
             "layers. Use backend='transformers' or 'vllm'."
         )
@@ -149,7 +151,7 @@ def _varlen(n_rep: int, scale: float) -> tuple[Attention, str]:
     elif "is_causal" in params:  # torch 2.9
         kwargs["is_causal"] = True
     else:
-        raise RuntimeError(f"torch {torch.__version__}: varlen_attn{inspect.signature(varlen_attn)} has no causal flag")
+        raise EngineError(f"torch {torch.__version__}: varlen_attn{inspect.signature(varlen_attn)} has no causal flag")
     if "scale" in params:
         kwargs["scale"] = scale
     gqa = "enable_gqa" in params
@@ -190,21 +192,21 @@ def make_attention(kind: str, device: torch.device, dtype: torch.dtype, config: 
     if kind == "sdpa":
         return _sdpa_segments(n_rep, scale), "sdpa", "scaled_dot_product_attention once per segment"
     if kind != "varlen":
-        raise ValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {kind!r}")
+        raise Qwen3RerankValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {kind!r}")
     if device.type != "cuda" or not flash_dtype:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"attention='varlen' needs a CUDA device and bfloat16/float16 weights (got {device.type}, {dtype}); "
             "pass dtype='bfloat16', or attention='sdpa'."
         )
     try:
         attend, description = _varlen(n_rep, scale)
     except ImportError as exc:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"torch {torch.__version__} has no torch.nn.attention.varlen (torch >= 2.9 does); "
             "upgrade torch, or pass attention='sdpa'."
         ) from exc
     if not _agrees_with_sdpa(attend, _sdpa_segments(n_rep, scale), device, dtype, heads, kv_heads, head_dim):
-        raise RuntimeError(
+        raise EngineError(
             f"{description} disagrees with scaled_dot_product_attention on a prefix-sharing layout in torch "
             f"{torch.__version__}; pass engine_options={{'attention': 'sdpa'}} (exact, slower)."
         )

@@ -16,6 +16,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import Qwen3RerankValueError
+
 __all__ = ["Group", "Pack", "group_by_shared_prefix", "pack_groups"]
 
 
@@ -174,7 +176,7 @@ def pack_groups(prompts: Sequence[Sequence[int]], groups: Sequence[Group], token
     pack while the next is laid out); a group split over packs has its prefix in each. A prompt longer than
     the budget gets a pack of its own."""
     if token_budget <= 0:
-        raise ValueError(f"token_budget must be positive, got {token_budget}")
+        raise Qwen3RerankValueError(f"token_budget must be positive, got {token_budget}")
     builder, used = _PackBuilder(), 0
     for key, group in enumerate(groups):
         for index in group.members:

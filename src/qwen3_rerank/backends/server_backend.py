@@ -9,30 +9,27 @@ re-tokenized (see docs/deployment.md).
 All HTTP work runs on one private event loop in a daemon thread, which owns the single pooled
 ``httpx.AsyncClient``. The sync and async paths both submit to it, so in-flight requests are bounded
 per backend (not per caller), and the sync path works from inside a running event loop too.
+
+This module is the backend's lifetime and the :class:`~qwen3_rerank.backends.base.ScoringBackend` face;
+``server_transport`` holds the loop, server choice and retries, ``server_requests`` plans the request
+bodies, ``server_responses`` reads the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import logging
-import math
-import threading
-import time
-import warnings
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from ..errors import BackendNotInstalledError, EngineError, ServerError
-from ..prompt import DEFAULT_INSTRUCTION, PREFIX, SUFFIX
+from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
+from .server_requests import Job, chat_template, plan_requests
+from .server_responses import parse_scores
+from .server_transport import LoopThread, ServerPool, normalise_urls
 from .vllm_backend import HF_OVERRIDES
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = ["Endpoint", "ServerBackend", "chat_template", "serve_command"]
 
@@ -40,28 +37,6 @@ logger = logging.getLogger(__name__)
 
 Endpoint = Literal["classify", "rerank", "score"]
 _ENDPOINTS = ("classify", "rerank", "score")
-_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-#: after a transport error a server is tried last for this long, so one dead server in a fleet
-#: does not cost every batch a failed attempt.
-_DOWN_SECONDS = 5.0
-# Spellings the server's tokenizer turns into control tokens when they appear in text.
-_CONTROL_SPELLINGS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>")
-
-
-def chat_template() -> str:
-    """The Qwen3-Reranker prompt as a chat template, for ``vllm serve --chat-template`` (``/rerank``, ``/score``).
-
-    Built from the same template strings as :class:`~qwen3_rerank.PromptBuilder`. Unlike vLLM's example
-    template, an empty instruction stays empty. The trailing ``{{ '' }}`` keeps Jinja from dropping the
-    template's final newline, which is part of the prompt.
-    """
-    query = "(messages | selectattr('role', 'eq', 'query') | first).content"
-    document = "(messages | selectattr('role', 'eq', 'document') | first).content"
-    instruction = f"instruction if instruction is defined else {json.dumps(DEFAULT_INSTRUCTION)}"
-    return (
-        f"{PREFIX}<Instruct>: {{{{ {instruction} }}}}\n<Query>: {{{{ {query} }}}}\n"
-        f"<Document>: {{{{ {document} }}}}{SUFFIX}{{{{ '' }}}}"
-    )
 
 
 def serve_command(
@@ -75,97 +50,16 @@ def serve_command(
     return argv
 
 
-def _normalise_urls(base_urls: str | Sequence[str]) -> tuple[str, ...]:
-    urls = [base_urls] if isinstance(base_urls, str) else list(base_urls) if isinstance(base_urls, Sequence) else None
-    if not urls or not all(isinstance(u, str) for u in urls):
-        raise TypeError(
-            f"base_urls must be a URL or a non-empty list of URLs such as 'http://10.0.0.5:8000', got {base_urls!r}"
-        )
-    cleaned: list[str] = []
-    for url in urls:
-        url = url.strip().rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base URL {url!r} must start with http:// or https://, e.g. 'http://127.0.0.1:8000'")
-        # People paste the OpenAI base URL; vLLM's /classify, /rerank and /score live at the root.
-        url = url.removesuffix("/v1")
-        if url in cleaned:
-            raise ValueError(f"base URL {url!r} is listed twice; list each server once")
-        cleaned.append(url)
-    return tuple(cleaned)
-
-
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise Qwen3RerankValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
 def _positive_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise Qwen3RerankValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
-
-
-class _Retryable(Exception):
-    """A failure worth another try (connect error, timeout, 5xx, 429, malformed answer)."""
-
-    def __init__(self, url: str, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{url}: {reason}")
-        self.url, self.reason, self.retry_after = url, reason, retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """One HTTP request: the prompts' positions in the caller's list and the body that scores them."""
-
-    positions: tuple[int, ...]
-    path: str
-    body: dict[str, Any]
-
-
-@dataclass
-class _ServerState:
-    in_flight: int = 0
-    down_until: float = 0.0
-
-
-class _LoopThread:
-    """A private event loop in a daemon thread; coroutines are submitted to it from any thread or loop.
-
-    It holds no reference to its backend, so a backend that is garbage-collected unclosed can still
-    stop it (through ``weakref.finalize``).
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.client: httpx.AsyncClient | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, name="qwen3-rerank-http", daemon=True)
-        self.thread.start()
-
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def shutdown(self) -> None:
-        """Cancel what is in flight (its callers get an error, not a hang), close the pool, stop the loop."""
-        if self.loop.is_closed():
-            return
-        if threading.current_thread() is not self.thread:
-            with contextlib.suppress(Exception):
-                self.submit(self._cancel_all()).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if threading.current_thread() is not self.thread:
-            self.thread.join(timeout=10)
-            if not self.thread.is_alive():
-                self.loop.close()
-
-    async def _cancel_all(self) -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.client is not None:
-            await self.client.aclose()
 
 
 class ServerBackend:
@@ -214,15 +108,15 @@ class ServerBackend:
             raise BackendNotInstalledError(
                 "The server backend needs httpx and tenacity: pip install qwen3-rerank[server]"
             ) from exc
-        self.base_urls = _normalise_urls(base_urls)
+        self.base_urls = normalise_urls(base_urls)
         if endpoint not in _ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {', '.join(_ENDPOINTS)}, got {endpoint!r}")
+            raise Qwen3RerankValueError(f"endpoint must be one of {', '.join(_ENDPOINTS)}, got {endpoint!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
-            raise TypeError("api_key must be a non-empty str or None")
+            raise Qwen3RerankTypeError("api_key must be a non-empty str or None")
         if served_model_name is not None and not isinstance(served_model_name, str):
-            raise TypeError(f"served_model_name must be a str or None, got {served_model_name!r}")
+            raise Qwen3RerankTypeError(f"served_model_name must be a str or None, got {served_model_name!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+            raise Qwen3RerankValueError(f"retries must be an int >= 0, got {retries!r}")
         self.endpoint: Endpoint = endpoint
         self.served_model_name = served_model_name
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -234,14 +128,18 @@ class ServerBackend:
         self.retries = retries
         self.backoff = _positive_float(backoff, "backoff")
         self.max_backoff = _positive_float(max_backoff, "max_backoff")
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._tokenizer = self._load_tokenizer(tokenizer) if endpoint != "classify" else None
-        self._servers = {url: _ServerState() for url in self.base_urls}
-        self._turn = 0
-        self._lock = threading.Lock()
-        self._client: httpx.AsyncClient | None = None
-        self._semaphore: asyncio.Semaphore | None = None
-        self._loop: _LoopThread | None = _LoopThread()
+        self._pool = ServerPool(
+            self.base_urls,
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            max_concurrency=self.max_concurrency,
+            retries=retries,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+        )
+        self._loop: LoopThread | None = LoopThread()
         self._finalizer = weakref.finalize(self, self._loop.shutdown)
         try:
             self._run(self._start())
@@ -255,7 +153,7 @@ class ServerBackend:
         """Build from ``Reranker(..., backend="server", engine_options={...})``; the model names the tokenizer."""
         options = dict(options or {})
         if "base_urls" not in options:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 "backend='server' needs engine_options={'base_urls': ['http://HOST:PORT', ...]}, the URLs of "
                 "running `vllm serve` servers"
             )
@@ -264,7 +162,7 @@ class ServerBackend:
             return cls(**options)
         except TypeError as exc:
             if "unexpected keyword" in str(exc):
-                raise TypeError(f"engine_options for backend='server': {exc}") from None
+                raise Qwen3RerankTypeError(f"engine_options for backend='server': {exc}") from None
             raise
 
     # -- plumbing -----------------------------------------------------------------------------------
@@ -272,7 +170,7 @@ class ServerBackend:
     @staticmethod
     def _load_tokenizer(tokenizer: Any) -> Any:
         if tokenizer is None:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 "endpoint 'rerank'/'score' sends text, so it needs tokenizer= (the model's directory or Hub "
                 "name) to turn prompts back into text; endpoint='classify' needs none"
             )
@@ -297,142 +195,16 @@ class ServerBackend:
             raise
 
     async def _start(self) -> None:
-        import httpx
-
-        self._client = httpx.AsyncClient(
-            headers=self._headers,
-            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
-        )
+        client = await self._pool.start()
         assert self._loop is not None
-        self._loop.client = self._client
-        self._semaphore = asyncio.Semaphore(self.max_concurrency)
-
-    def _pick(self, tried: set[str], only: str | None) -> str:
-        """The least busy server that is not known to be down, preferring ones this job has not tried."""
-        now = time.monotonic()
-        with self._lock:
-            if only is not None:
-                self._servers[only].in_flight += 1
-                return only
-            self._turn += 1
-            n = len(self.base_urls)
-
-            def key(item: tuple[int, str]) -> tuple[bool, bool, int, int]:
-                i, url = item
-                state = self._servers[url]
-                return (url in tried, state.down_until > now, state.in_flight, (i - self._turn) % n)
-
-            url = min(enumerate(self.base_urls), key=key)[1]
-            self._servers[url].in_flight += 1
-            return url
-
-    def _done(self, url: str, *, failed: bool) -> None:
-        with self._lock:
-            state = self._servers[url]
-            state.in_flight -= 1
-            state.down_until = time.monotonic() + _DOWN_SECONDS if failed else 0.0
-
-    async def _attempts(self, what: str, send: Any, only: str | None = None) -> Any:
-        """Run ``send(url)`` with retries (on other servers first) and backoff; one ServerError when all fail."""
-        from tenacity import (
-            AsyncRetrying,
-            RetryError,
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_exponential,
-            wait_random,
-        )
-
-        tried: set[str] = set()
-        errors: list[_Retryable] = []
-        # Jitter keeps many clients that failed together from retrying in lockstep.
-        exponential = wait_exponential(multiplier=self.backoff, max=self.max_backoff) + wait_random(0, self.backoff)
-
-        def wait(state: Any) -> float:
-            after = errors[-1].retry_after if errors else None
-            return max(exponential(state), min(after or 0.0, self.max_backoff))
-
-        async def attempt() -> Any:
-            url = self._pick(tried, only)
-            tried.add(url)
-            if len(tried) == len(self.base_urls):
-                tried.clear()
-            try:
-                result = await send(url)
-            except _Retryable as exc:
-                self._done(url, failed=True)
-                errors.append(exc)
-                raise
-            except BaseException:
-                self._done(url, failed=False)
-                raise
-            self._done(url, failed=False)
-            return result
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retries + 1), wait=wait, retry=retry_if_exception_type(_Retryable)
-        )
-        try:
-            return await retrying(attempt)
-        except RetryError:
-            urls = tuple(dict.fromkeys(e.url for e in errors))
-            last = "; ".join(f"{e.url}: {e.reason}" for e in errors[-len(urls):])
-            raise ServerError(
-                f"{what} failed after {len(errors)} attempts on {', '.join(urls)} ({last}). Check that "
-                "`vllm serve MODEL --runner pooling --hf-overrides ...` is running and reachable there "
-                "(docs/deployment.md).",
-                urls=urls,
-            ) from None
-
-    async def _request(self, method: str, url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        import httpx
-
-        client = self._client
-        assert client is not None and self._semaphore is not None
-        async with self._semaphore:
-            try:
-                response = await client.request(method, url + path, json=body)
-            except httpx.TimeoutException as exc:
-                raise _Retryable(url, f"timed out ({type(exc).__name__})") from exc
-            except httpx.TransportError as exc:
-                raise _Retryable(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
-        if response.status_code in _RETRY_STATUS:
-            retry_after = response.headers.get("retry-after")
-            try:
-                after = float(retry_after) if retry_after is not None else None
-            except ValueError:
-                after = None
-            raise _Retryable(url, f"HTTP {response.status_code} {_error_message(response)}", after)
-        if response.status_code in (401, 403):
-            raise ServerError(
-                f"{url} refused the request (HTTP {response.status_code}): pass the server's --api-key as "
-                "api_key=...",
-                urls=(url,),
-            )
-        if response.status_code == 404:
-            raise ServerError(
-                f"{url} has no {path} endpoint (HTTP 404 {_error_message(response)}). Start it with "
-                "`vllm serve MODEL --runner pooling --hf-overrides ...`, or pick another endpoint= "
-                "('classify', 'rerank', 'score') or served_model_name=.",
-                urls=(url,),
-            )
-        if response.status_code >= 400:
-            raise ServerError(
-                f"{url}{path} rejected the request (HTTP {response.status_code}): {_error_message(response)}",
-                urls=(url,),
-            )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise _Retryable(url, f"answered HTTP {response.status_code} with a body that is not JSON") from exc
+        self._loop.client = client
 
     async def _probe(self) -> int | None:
         """Ask each server for its models; the smallest max_model_len bounds the prompt length."""
 
         async def one(url: str) -> int | None:
-            body = await self._attempts(
-                f"GET {url}/v1/models", lambda u: self._request("GET", u, "/v1/models"), only=url
+            body = await self._pool.attempts(
+                f"GET {url}/v1/models", lambda u: self._pool.request("GET", u, "/v1/models"), only=url
             )
             cards = body.get("data") if isinstance(body, dict) else None
             if not isinstance(cards, list) or not cards:
@@ -463,82 +235,25 @@ class ServerBackend:
 
     # -- requests -----------------------------------------------------------------------------------
 
-    def _model_field(self) -> dict[str, Any]:
-        return {} if self.served_model_name is None else {"model": self.served_model_name}
+    def _plan(self, prompts: Sequence[Sequence[int]]) -> list[Job]:
+        return plan_requests(
+            self.endpoint, prompts, batch_size=self.batch_size, served_model_name=self.served_model_name,
+            tokenizer=self._tokenizer,
+        )
 
-    def _plan(self, prompts: Sequence[Sequence[int]]) -> list[_Job]:
-        size = self.batch_size
-        if self.endpoint == "classify":
-            return [
-                _Job(
-                    positions=tuple(range(start, min(start + size, len(prompts)))),
-                    path="/classify",
-                    body={**self._model_field(), "input": [list(map(int, p)) for p in prompts[start : start + size]],
-                          "add_special_tokens": False},
-                )
-                for start in range(0, len(prompts), size)
-            ]
-        triples = [self._texts(p) for p in prompts]
-        if any(any(s in text for s in _CONTROL_SPELLINGS for text in triple) for triple in triples):
-            warnings.warn(
-                f"Some query or document text spells a control token (e.g. <|im_end|>). endpoint={self.endpoint!r} "
-                "sends text, which the server tokenizes into real control tokens, so those scores differ from "
-                "in-process ones; endpoint='classify' sends token ids and keeps such text plain.",
-                UserWarning,
-                stacklevel=3,
-            )
-        # /rerank takes one query per request, /score one instruction (the template's variable).
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for position, (instruction, query, _) in enumerate(triples):
-            key = (instruction, query) if self.endpoint == "rerank" else (instruction,)
-            groups.setdefault(key, []).append(position)
-        jobs: list[_Job] = []
-        for key, positions in groups.items():
-            for start in range(0, len(positions), size):
-                chunk = tuple(positions[start : start + size])
-                documents = [triples[i][2] for i in chunk]
-                body: dict[str, Any] = {**self._model_field(), "chat_template_kwargs": {"instruction": key[0]}}
-                if self.endpoint == "rerank":
-                    body |= {"query": key[1], "documents": documents, "top_n": len(chunk)}
-                else:
-                    body |= {"queries": [triples[i][1] for i in chunk], "documents": documents}
-                jobs.append(_Job(positions=chunk, path=f"/{self.endpoint}", body=body))
-        return jobs
-
-    def _texts(self, prompt: Sequence[int]) -> tuple[str, str, str]:
-        """(instruction, query, document) whose rendering through :func:`chat_template` is ``prompt``'s text.
-
-        Splitting at the first ``\\n<Query>: `` and ``\\n<Document>: `` is exact even when the user text
-        contains those markers: the template puts them back between the parts, so the rendered string is
-        the same.
-        """
-        text = self._tokenizer.decode(list(prompt), skip_special_tokens=False)
-        head = "<Instruct>: "
-        if not (text.startswith(PREFIX + head) and text.endswith(SUFFIX)):
-            raise EngineError("endpoint 'rerank'/'score' got a prompt that PromptBuilder did not make")
-        body = text[len(PREFIX) + len(head) : len(text) - len(SUFFIX)]
-        instruction, sep_q, rest = body.partition("\n<Query>: ")
-        query, sep_d, document = rest.partition("\n<Document>: ")
-        if not sep_q or not sep_d:
-            raise EngineError(
-                "the instruction and query fill max_length, leaving the document no token; endpoint "
-                f"{self.endpoint!r} cannot send that prompt as text. Raise max_length or use endpoint='classify'."
-            )
-        return instruction, query, document
-
-    async def _send(self, job: _Job) -> list[float]:
+    async def _send(self, job: Job) -> list[float]:
         """Scores for ``job.positions``, mapped by the response's own indices."""
         n = len(job.positions)
 
         async def send(url: str) -> list[float]:
-            return _parse(self.endpoint, await self._request("POST", url, job.path, job.body), n, url)
+            return parse_scores(self.endpoint, await self._pool.request("POST", url, job.path, job.body), n, url)
 
-        return await self._attempts(f"POST {job.path} ({n} prompts)", send)
+        return await self._pool.attempts(f"POST {job.path} ({n} prompts)", send)
 
-    async def _run_jobs(self, jobs: list[_Job], n: int) -> list[float]:
+    async def _run_jobs(self, jobs: list[Job], n: int) -> list[float]:
         scores: list[float | None] = [None] * n
 
-        async def run(job: _Job) -> None:
+        async def run(job: Job) -> None:
             for position, score in zip(job.positions, await self._send(job), strict=True):
                 if scores[position] is not None:
                     raise EngineError(f"prompt {position} was scored twice; please report this bug")
@@ -593,48 +308,3 @@ class ServerBackend:
     def __repr__(self) -> str:
         return f"ServerBackend({list(self.base_urls)!r}, endpoint={self.endpoint!r})"
 
-
-def _error_message(response: Any) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300].strip()
-    if isinstance(body, dict):
-        error = body.get("error", body.get("message", body))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        return str(error)[:500]
-    return str(body)[:300]
-
-
-def _parse(endpoint: str, body: Any, n: int, url: str) -> list[float]:
-    """Scores in request order from a response, trusting only its index fields; malformed -> retry."""
-    if endpoint == "classify":
-        items, value_key = (body.get("data") if isinstance(body, dict) else None), "probs"
-    elif endpoint == "rerank":
-        items, value_key = (body.get("results") if isinstance(body, dict) else None), "relevance_score"
-    else:
-        items, value_key = (body.get("data") if isinstance(body, dict) else None), "score"
-    if not isinstance(items, list) or len(items) != n:
-        got = len(items) if isinstance(items, list) else "no list of"
-        raise _Retryable(url, f"answered {got} results for {n} prompts")
-    scores: list[float | None] = [None] * n
-    for item in items:
-        index = item.get("index") if isinstance(item, dict) else None
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n or scores[index] is not None:
-            raise _Retryable(url, f"answered a result with a missing, repeated or out-of-range index {index!r}")
-        value = item.get(value_key)
-        if endpoint == "classify":
-            if not isinstance(value, list) or len(value) != 1:
-                raise ServerError(
-                    f"{url} returned {len(value) if isinstance(value, list) else 'no'} class probabilities per "
-                    "prompt, not the one yes-vs-no score: start it with --runner pooling --hf-overrides "
-                    f"'{json.dumps(HF_OVERRIDES)}'",
-                    urls=(url,),
-                )
-            value = value[0]
-        valid = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if not valid or not 0 <= value <= 1:
-            raise _Retryable(url, f"answered an invalid score {value!r} for index {index}")
-        scores[index] = float(value)
-    return scores  # type: ignore[return-value]

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError
+from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
 from .base import ThreadedAsyncMixin
 
@@ -39,7 +39,7 @@ class TransformersBackend(ThreadedAsyncMixin):
                 "The transformers backend needs torch: pip install qwen3-rerank[torch]"
             ) from exc
         if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self._torch = torch
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -49,7 +49,7 @@ class TransformersBackend(ThreadedAsyncMixin):
         seq_cls = checkpoint_kind(model) == SEQUENCE_CLASSIFICATION
         loader = AutoModelForSequenceClassification if seq_cls else AutoModelForCausalLM
         try:
-            self.model = loader.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
+            self.model: Any = loader.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"Cannot load model {model!r} with transformers: not a local model directory and not "
@@ -60,7 +60,8 @@ class TransformersBackend(ThreadedAsyncMixin):
                 f"{model!r} is a {self.model.config.model_type!r} model, not a Qwen3 causal LM; "
                 "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
             )
-        self.model.to(self.device).eval()
+        model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device string
+        model_object.to(self.device).eval()
         if seq_cls:
             # A converted checkpoint's one-row score head is already w_yes - w_no: score = sigmoid(w . h).
             self._yes_no = self.model.score.weight.detach().float()

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 from collections import deque
 
+from ..errors import Qwen3RerankValueError
+
 __all__ = ["AdmissionGate", "validate_max_in_flight"]
 
 
@@ -21,7 +23,7 @@ def validate_max_in_flight(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"engine_options max_in_flight_prompts must be a positive int or None (no limit), got {value!r}"
         )
     return value
@@ -47,7 +49,7 @@ class AdmissionGate:
 
     async def acquire(self, n: int) -> None:
         if self.limit is not None and n > self.limit:
-            raise ValueError(f"a group of {n} prompts can never fit max_in_flight_prompts={self.limit}")
+            raise Qwen3RerankValueError(f"a group of {n} prompts can never fit max_in_flight_prompts={self.limit}")
         if not self._waiting and self._fits(n):
             self._take(n)
             return

@@ -22,7 +22,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import BackendNotInstalledError, EngineError, ModelNotFoundError, NotAQwen3RerankerError
+from ..errors import (
+    BackendNotInstalledError,
+    EngineError,
+    ModelNotFoundError,
+    NotAQwen3RerankerError,
+    Qwen3RerankValueError,
+)
 from ..relevance import relevance_from_logits
 from . import vllm_failures as failures
 from .vllm_admission import validate_max_in_flight
@@ -188,9 +194,9 @@ class VLLMBackend:
             )
         options = {**default_engine_options(max_length), **dict(engine_options or {})}
         if "hf_overrides" in options or "runner" in options:
-            raise ValueError("engine_options may not set hf_overrides or runner: qwen3-rerank sets them")
+            raise Qwen3RerankValueError("engine_options may not set hf_overrides or runner: qwen3-rerank sets them")
         if int(options["max_model_len"]) < max_length:
-            raise ValueError(
+            raise Qwen3RerankValueError(
                 f"engine_options max_model_len={options['max_model_len']} is below max_length={max_length}: "
                 "prompts of max_length tokens would not fit. Lower max_length or raise max_model_len."
             )

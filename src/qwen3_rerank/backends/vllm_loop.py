@@ -92,7 +92,7 @@ class EngineLoop:
         """Run ``coro`` on the loop and block until it has ended; an interrupt cancels it first."""
         if threading.current_thread() is self.thread:
             coro.close()
-            raise RuntimeError("EngineLoop.run called from the engine loop itself (it would deadlock)")
+            raise EngineError("EngineLoop.run called from the engine loop itself (it would deadlock)")
         call = _LoopCall(self.loop, coro)
         try:
             return call.future.result()

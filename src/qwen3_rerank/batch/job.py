@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chunking import ChunkOptions
-from ..errors import EngineError
+from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankValueError
 from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .pairs import ID_COLUMNS, file_format, import_pyarrow, read_pairs, write_atomically
 from .scorer import ShardScorer, forwarded_environment
@@ -115,7 +115,7 @@ def run_batch_job(
         gpus_per_actor: default 1 for backend ``vllm`` on a cluster with GPUs, else 0.
         cpus_per_actor: CPUs each actor reserves.
         rank: add ``rank`` (1 = best) within each query_id; ties keep input order.
-        work_dir: where finished shards live (default ``<output>.parts``); a rerun with the same
+        work_dir: where finished shards live (default ``<output>.shards``); a rerun with the same
             settings resumes from it, scoring only shards that have no file there yet.
         ray_address: cluster to join (``"auto"``, ``"ray://host:10001"``); default: the running one,
             ``RAY_ADDRESS``, or a local Ray started (and stopped) here.
@@ -126,7 +126,7 @@ def run_batch_job(
     Returns a :class:`BatchSummary`; ``output`` is None when shards failed (their errors are listed).
     """
     if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors <= 0):
-        raise ValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
+        raise Qwen3RerankValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
     chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
     pa = import_pyarrow()
     started = time.perf_counter()
@@ -139,7 +139,7 @@ def run_batch_job(
     if chunking.chunked:  # truncate-mode settings stay as they were, so older work directories still resume
         settings["chunking"] = dataclasses.asdict(chunking)
     shards = plan_shards(table, shard_size, settings)
-    work = WorkDir(work_dir if work_dir is not None else output_path.with_name(output_path.name + ".parts"), settings)
+    work = WorkDir(work_dir if work_dir is not None else output_path.with_name(output_path.name + ".shards"), settings)
     pending = [s for s in shards if not work.finished(s)]
     logger.info("%d pairs in %d shards, %d already finished", table.num_rows, len(shards), len(shards) - len(pending))
 
@@ -193,7 +193,7 @@ def _score_shards(
         import ray
         import ray.data
     except ImportError as exc:
-        raise ImportError("Batch jobs need Ray Data: pip install qwen3-rerank[ray]") from exc
+        raise BackendNotInstalledError("Batch jobs need Ray Data: pip install qwen3-rerank[ray]") from exc
     from tqdm.auto import tqdm
 
     started_ray = not ray.is_initialized()
@@ -224,11 +224,12 @@ def _score_shards(
             num_cpus=cpus_per_actor,
             num_gpus=gpus_per_actor,
         )
-        received: dict[str, list[pa.Table]] = defaultdict(list)
+        received: dict[str, list[Any]] = defaultdict(list)  # pyarrow tables
         counts: dict[str, int] = defaultdict(int)
         failures: dict[str, str] = {}
         bar = tqdm(total=sum(s.rows for s in pending), unit="pair", desc="scoring", disable=not progress)
         try:
+            batch: Any
             for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for shard_id in batch.column("_shard").unique().to_pylist():
                     part = batch.filter(pa.compute.equal(batch.column("_shard"), shard_id))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .. import file_io
+from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -16,29 +18,15 @@ __all__ = ["ID_COLUMNS", "OPTIONAL_COLUMNS", "TEXT_COLUMNS", "file_format", "rea
 ID_COLUMNS = ("query_id", "doc_id")
 TEXT_COLUMNS = ("query", "document")
 OPTIONAL_COLUMNS = ("instruction",)
-_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
 
 def import_pyarrow() -> Any:
-    try:
-        import pyarrow
-    except ImportError as exc:
-        raise ImportError("Batch jobs need pyarrow and Ray: pip install qwen3-rerank[ray]") from exc
-    return pyarrow
+    return file_io.import_pyarrow("Batch jobs")
 
 
 def file_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     """``parquet`` or ``jsonl``: ``fmt`` when given, else from the file's suffix."""
-    if fmt is not None:
-        if fmt not in ("parquet", "jsonl"):
-            raise ValueError(f"format must be 'parquet' or 'jsonl', got {fmt!r}")
-        return fmt
-    suffix = Path(path).suffix.lower()
-    if suffix not in _FORMATS:
-        raise ValueError(
-            f"cannot tell the format of {str(path)!r} from its suffix; name it .parquet or .jsonl, or pass the format"
-        )
-    return _FORMATS[suffix]
+    return file_io.detect_format(path, fmt, allowed=("parquet", "jsonl"))
 
 
 def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table:
@@ -51,9 +39,9 @@ def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table
     path = Path(path)
     fmt = file_format(path, fmt)
     if not path.is_file():
-        raise FileNotFoundError(f"input file {str(path)!r} does not exist")
+        raise Qwen3RerankFileNotFoundError(f"input file {str(path)!r} does not exist")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path} holds no pairs")
+        raise Qwen3RerankValueError(f"{path} holds no pairs")
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -73,7 +61,7 @@ def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table
                 ),
             )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"cannot read {fmt} pairs from {str(path)!r}: {exc}") from exc
+        raise Qwen3RerankValueError(f"cannot read {fmt} pairs from {str(path)!r}: {exc}") from exc
     return check_pairs_table(table, str(path))
 
 
@@ -84,12 +72,12 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
 
     missing = [c for c in (*ID_COLUMNS, *TEXT_COLUMNS) if c not in table.column_names]
     if missing:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{source} lacks the column(s) {', '.join(missing)}; a batch job reads query_id, doc_id, query, "
             f"document and optionally instruction (it has {', '.join(table.column_names) or 'none'})"
         )
     if table.num_rows == 0:
-        raise ValueError(f"{source} holds no pairs")
+        raise Qwen3RerankValueError(f"{source} holds no pairs")
     columns = [c for c in (*ID_COLUMNS, *TEXT_COLUMNS, *OPTIONAL_COLUMNS) if c in table.column_names]
     table = table.select(columns)
     for name in columns:
@@ -98,18 +86,20 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
         if name in ID_COLUMNS:
             if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                     or pa.types.is_integer(column.type)):
-                raise ValueError(f"{source}: {name} must hold strings or integers, got {column.type}")
+                raise Qwen3RerankValueError(f"{source}: {name} must hold strings or integers, got {column.type}")
         elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                   or (pa.types.is_null(column.type) and name == "instruction")):
-            raise ValueError(f"{source}: {name} must hold strings, got {column.type}")
+            raise Qwen3RerankValueError(f"{source}: {name} must hold strings, got {column.type}")
         if nulls and name != "instruction":
             row = pc.index(pc.is_null(column), True).as_py()
-            raise ValueError(f"{source}: row {row} has no {name}; every pair needs query_id, doc_id, query, document")
+            raise Qwen3RerankValueError(
+                f"{source}: row {row} has no {name}; every pair needs query_id, doc_id, query, document"
+            )
     keys = table.group_by(list(ID_COLUMNS)).aggregate([([], "count_all")])
     repeated = keys.filter(pc.greater(keys.column("count_all"), 1))
     if repeated.num_rows:
         first = repeated.slice(0, 1).to_pylist()[0]
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{source}: {repeated.num_rows} (query_id, doc_id) pair(s) appear more than once, e.g. "
             f"({first['query_id']!r}, {first['doc_id']!r}); each pair must be listed once, since the ids name "
             "its score in the output"
@@ -118,24 +108,18 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
 
 
 def write_atomically(table: pa.Table, path: str | os.PathLike[str], fmt: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers see the whole file or none."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    """Write ``table`` whole or not at all (see :func:`qwen3_rerank.file_io.atomic_write`)."""
+
+    def write(temporary: Path) -> None:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             pq.write_table(table, temporary)
-        else:
-            with open(temporary, "w", encoding="utf-8") as out:
-                names = table.column_names
-                # json.dumps writes the shortest repr that round-trips each float exactly.
-                for row in zip(*(table.column(n).to_pylist() for n in names), strict=True):
-                    out.write(json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+            return
+        with open(temporary, "w", encoding="utf-8") as out:
+            names = table.column_names
+            # json.dumps writes the shortest repr that round-trips each float exactly.
+            for row in zip(*(table.column(n).to_pylist() for n in names), strict=True):
+                out.write(json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) + "\n")
+
+    file_io.atomic_write(path, write)

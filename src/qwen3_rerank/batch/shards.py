@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..errors import Qwen3RerankValueError
+from ..file_io import atomic_write_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,7 +49,7 @@ def _digest_column(hasher: Any, values: list[Any]) -> None:
 def plan_shards(table: pa.Table, shard_size: int, settings: Mapping[str, Any]) -> list[Shard]:
     """Shards of ``shard_size`` rows (the last may be shorter), ids fixed by position, content and settings."""
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size <= 0:
-        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+        raise Qwen3RerankValueError(f"shard_size must be a positive int, got {shard_size!r}")
     salt = json.dumps(dict(settings), sort_keys=True).encode()
     width = max(6, len(str((table.num_rows - 1) // shard_size)))
     shards = []
@@ -62,7 +66,7 @@ def plan_shards(table: pa.Table, shard_size: int, settings: Mapping[str, Any]) -
 class WorkDir:
     """Finished shards as ``part-<shard id>.parquet`` files, and the settings of the job they belong to."""
 
-    def __init__(self, path: str | Path, settings: Mapping[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.settings = dict(settings)
         manifest = self.path / MANIFEST
@@ -70,15 +74,12 @@ class WorkDir:
             recorded = json.loads(manifest.read_text(encoding="utf-8")).get("settings")
             if recorded != json.loads(json.dumps(self.settings)):
                 changed = sorted(k for k in {*recorded, *self.settings} if recorded.get(k) != self.settings.get(k))
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"{str(self.path)!r} holds shards of a job with other settings ({', '.join(changed)} differ). "
                     "Rerun with the same settings to resume it, or pass another work directory (or delete this one)."
                 )
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            temporary = self.path / f".{MANIFEST}.tmp"
-            temporary.write_text(json.dumps({"settings": self.settings}, indent=2, sort_keys=True), encoding="utf-8")
-            temporary.replace(manifest)
+            atomic_write_text(manifest, json.dumps({"settings": self.settings}, indent=2, sort_keys=True))
 
     def part(self, shard: Shard) -> Path:
         return self.path / f"part-{shard.id}.parquet"

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+
 __all__ = ["BeirDataset", "document_text", "load_beir", "read_qrels", "read_queries", "iter_corpus"]
 
 
@@ -45,9 +47,9 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no} is not valid JSON ({exc.msg})") from None
+                raise Qwen3RerankValueError(f"{path}:{line_no} is not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict) or "_id" not in record:
-                raise ValueError(f"{path}:{line_no}: each line must be a JSON object with an '_id' field")
+                raise Qwen3RerankValueError(f"{path}:{line_no}: each line must be a JSON object with an '_id' field")
             yield line_no, record
 
 
@@ -56,7 +58,7 @@ def _text_field(record: dict[str, Any], name: str, where: str, *, required: bool
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+        raise Qwen3RerankValueError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
     return value
 
 
@@ -90,13 +92,15 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 continue
             fields = line.rstrip("\n").split("\t")
             if len(fields) != 3:
-                raise ValueError(f"{path}:{line_no}: expected query-id<TAB>corpus-id<TAB>score, got {line!r:.80}")
+                raise Qwen3RerankValueError(
+                    f"{path}:{line_no}: expected query-id<TAB>corpus-id<TAB>score, got {line!r:.80}"
+                )
             try:
                 relevance = int(fields[2])
             except ValueError:
                 if line_no == 1:  # the header, e.g. "query-id	corpus-id	score"
                     continue
-                raise ValueError(f"{path}:{line_no}: the score {fields[2]!r} is not an integer") from None
+                raise Qwen3RerankValueError(f"{path}:{line_no}: the score {fields[2]!r} is not an integer") from None
             qrels.setdefault(fields[0], {})[fields[1]] = relevance
     return qrels
 
@@ -106,7 +110,7 @@ def qrels_path(root: Path, split: str) -> Path:
     if path.is_file():
         return path
     available = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
-    raise FileNotFoundError(
+    raise Qwen3RerankFileNotFoundError(
         f"{path} does not exist; the qrels splits of {root} are {available or 'none'}. Pass --split with one of them."
     )
 
@@ -122,7 +126,7 @@ def load_beir(root: str | Path, split: str = "test", *, doc_ids: Collection[str]
     root = Path(root)
     for name in ("corpus.jsonl", "queries.jsonl"):
         if not (root / name).is_file():
-            raise FileNotFoundError(
+            raise Qwen3RerankFileNotFoundError(
                 f"{root / name} does not exist; a BEIR dataset directory holds corpus.jsonl, queries.jsonl "
                 "and qrels/<split>.tsv"
             )
@@ -130,7 +134,7 @@ def load_beir(root: str | Path, split: str = "test", *, doc_ids: Collection[str]
     queries = read_queries(root / "queries.jsonl", wanted=qrels.keys())
     missing = sorted(set(qrels) - set(queries))
     if missing:
-        raise ValueError(
+        raise Qwen3RerankValueError(
             f"{len(missing)} judged queries are missing from {root / 'queries.jsonl'} (e.g. {missing[:3]}); "
             "is the qrels file from another dataset?"
         )

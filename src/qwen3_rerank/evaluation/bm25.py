@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..errors import BackendNotInstalledError, Qwen3RerankValueError
 from .runs import Ranking, ordered
 
 __all__ = ["bm25_run"]
@@ -20,11 +21,11 @@ def bm25_run(
     try:
         import bm25s
     except ImportError as exc:
-        raise ImportError("The BM25 first stage needs bm25s: pip install qwen3-rerank[eval]") from exc
+        raise BackendNotInstalledError("The BM25 first stage needs bm25s: pip install qwen3-rerank[eval]") from exc
     if depth <= 0:
-        raise ValueError(f"depth must be a positive number of documents, got {depth}")
+        raise Qwen3RerankValueError(f"depth must be a positive number of documents, got {depth}")
     if not corpus:
-        raise ValueError("the corpus is empty; BM25 has nothing to index")
+        raise Qwen3RerankValueError("the corpus is empty; BM25 has nothing to index")
     doc_ids = list(corpus)
     retriever = bm25s.BM25()
     retriever.index(

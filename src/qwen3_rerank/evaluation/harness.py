@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ..errors import Qwen3RerankValueError
 from .beir import BeirDataset
 from .metrics import DEFAULT_METRICS, MetricReport, evaluate_run, judged_queries
 from .runs import Ranking, Run, ordered
@@ -45,14 +46,14 @@ def rerank_run(
     engine busy).
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        raise Qwen3RerankValueError(f"top_k must be a positive int, got {top_k!r}")
     instruction = reranker.instruction if instruction is None else instruction
     slots: list[tuple[str, str]] = []
     pairs: list[tuple[tuple[str, str], str]] = []
     for query_id, query in queries.items():
         for doc_id, _ in first_stage.get(query_id, ())[:top_k]:
             if doc_id not in corpus:
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"the first-stage run ranks document {doc_id!r} for query {query_id!r}, but the corpus has no "
                     "such document; is the run for another dataset?"
                 )

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ..errors import BackendNotInstalledError, Qwen3RerankValueError
 from .runs import Run
 
 __all__ = ["DEFAULT_METRICS", "MetricReport", "evaluate_run", "judged_queries", "metric_label"]
@@ -46,13 +47,15 @@ def evaluate_run(
         from ranx import Qrels, evaluate
         from ranx import Run as RanxRun
     except ImportError as exc:
-        raise ImportError("Evaluation needs ranx: pip install qwen3-rerank[eval]") from exc
+        raise BackendNotInstalledError("Evaluation needs ranx: pip install qwen3-rerank[eval]") from exc
     metrics = list(metrics)
     if not metrics:
-        raise ValueError("no metrics to compute")
+        raise Qwen3RerankValueError("no metrics to compute")
     queries = judged_queries(qrels)
     if not queries:
-        raise ValueError("the qrels judge no document relevant (relevance >= 1); there is nothing to evaluate")
+        raise Qwen3RerankValueError(
+            "the qrels judge no document relevant (relevance >= 1); there is nothing to evaluate"
+        )
     ranx_qrels = Qrels({q: dict(qrels[q]) for q in queries})
     ranked = {}
     for query_id in queries:
@@ -62,7 +65,7 @@ def evaluate_run(
     try:
         means = evaluate(ranx_qrels, ranx_run, metrics, make_comparable=True)
     except (KeyError, ValueError, AssertionError) as exc:
-        raise ValueError(f"ranx cannot compute {metrics}: {exc}") from exc
+        raise Qwen3RerankValueError(f"ranx cannot compute {metrics}: {exc}") from exc
     if len(metrics) == 1:
         means = {metrics[0]: means}
     per_query = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..errors import Qwen3RerankValueError
+
 __all__ = ["Ranking", "Run", "ordered", "read_trec_run", "write_trec_run"]
 
 #: one query's documents, best first: ((doc_id, score), ...)
@@ -36,17 +38,19 @@ def read_trec_run(path: str | Path) -> dict[str, Ranking]:
             if not fields:
                 continue
             if len(fields) != 6:
-                raise ValueError(
+                raise Qwen3RerankValueError(
                     f"{path}:{line_no}: a TREC run line has 6 fields (qid Q0 docid rank score tag), got {len(fields)}"
                 )
             query_id, _, doc_id, _, score, _ = fields
             try:
                 value = float(score)
             except ValueError:
-                raise ValueError(f"{path}:{line_no}: the score {score!r} is not a number") from None
+                raise Qwen3RerankValueError(f"{path}:{line_no}: the score {score!r} is not a number") from None
             docs = scores.setdefault(query_id, {})
             if doc_id in docs:
-                raise ValueError(f"{path}:{line_no}: document {doc_id!r} appears twice for query {query_id!r}")
+                raise Qwen3RerankValueError(
+                    f"{path}:{line_no}: document {doc_id!r} appears twice for query {query_id!r}"
+                )
             docs[doc_id] = value
     return {query_id: ordered(docs.items()) for query_id, docs in scores.items()}
 
@@ -59,7 +63,7 @@ def write_trec_run(run: Run, path: str | Path, tag: str = "qwen3-rerank") -> Pat
         for query_id, ranking in run.items():
             for rank, (doc_id, score) in enumerate(ranking, 1):
                 if len(query_id.split()) != 1 or len(doc_id.split()) != 1:
-                    raise ValueError(
+                    raise Qwen3RerankValueError(
                         f"query id {query_id!r} / document id {doc_id!r}: TREC run files cannot hold ids that are "
                         "empty or contain whitespace"
                     )

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from .random_checkpoint import SHAPES
+    from ..random_checkpoint import SHAPES
 
     parser = sub.add_parser(
         "random-model",
@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .random_checkpoint import write_random_checkpoint
+    from ..random_checkpoint import write_random_checkpoint
 
     path = write_random_checkpoint(
         args.destination, args.tokenizer, shape=args.shape, dtype=args.dtype, seed=args.seed, device=args.device

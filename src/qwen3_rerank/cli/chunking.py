@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import Qwen3RerankValueError
+
 __all__ = ["add_long_document_arguments", "long_document_modes", "long_document_options"]
 
 
@@ -26,10 +28,14 @@ def add_long_document_arguments(parser: argparse.ArgumentParser, *, several: boo
 def long_document_modes(args: argparse.Namespace, *, several: bool = False) -> list[str]:
     modes = [m.strip() for m in str(args.long_documents).split(",") if m.strip()]
     if not modes or any(m not in ("truncate", "chunk") for m in modes) or len(set(modes)) != len(modes):
-        raise ValueError(f"--long-documents takes truncate or chunk{' (or truncate,chunk)' if several else ''}, "
-                         f"got {args.long_documents!r}")
+        raise Qwen3RerankValueError(
+            f"--long-documents takes truncate or chunk{' (or truncate,chunk)' if several else ''}, "
+            f"got {args.long_documents!r}"
+        )
     if len(modes) > 1 and not several:
-        raise ValueError(f"--long-documents takes one mode here (truncate or chunk), got {args.long_documents!r}")
+        raise Qwen3RerankValueError(
+            f"--long-documents takes one mode here (truncate or chunk), got {args.long_documents!r}"
+        )
     return modes
 
 

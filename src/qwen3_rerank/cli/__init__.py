@@ -1,6 +1,6 @@
 """The ``qwen3-rerank`` command line. ``qwen3-rerank rank QUERY < docs.txt`` is the main job.
 
-Each subcommand lives in its own module exposing ``add_parser(subparsers)``; the parser's ``run``
+Each subcommand lives in its own module of this package exposing ``add_parser(subparsers)``; the parser's ``run``
 default is called with the parsed arguments and returns the exit code.
 """
 
@@ -12,18 +12,18 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import __version__
-from .errors import Qwen3RerankError
+from .. import __version__
+from ..errors import Qwen3RerankError, Qwen3RerankValueError
 
 __all__ = ["main", "add_model_arguments", "reranker_from_args"]
 
-_COMMAND_MODULES = ("cli_rank", "cli_random_model", "cli_eval", "cli_score", "cli_batch")
+_COMMAND_MODULES = ("rank", "random_model", "eval", "score", "batch")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every scoring command shares."""
-    from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
-    from .reranker import DEFAULT_MODEL
+    from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+    from ..reranker import DEFAULT_MODEL
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL, help="Hub name or local directory (default: %(default)s)")
@@ -54,7 +54,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
     for item in args.engine_option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"qwen3-rerank: error: --engine-option takes KEY=VALUE, got {item!r}")
+            raise Qwen3RerankValueError(f"--engine-option takes KEY=VALUE, got {item!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -63,8 +63,8 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False):  # -> Reranker
-    from .cli_chunking import long_document_options
-    from .reranker import Reranker
+    from ..reranker import Reranker
+    from .chunking import long_document_options
 
     return Reranker(
         args.model,
@@ -117,13 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _stdout_reserved_for_results():
             return int(args.run(args) or 0)
-    except (Qwen3RerankError, ValueError, TypeError, FileNotFoundError) as exc:
+    # Deliberate errors, and a path the user named that cannot be opened, are one line; anything else
+    # (a bare TypeError from our code, say) is a bug and keeps its traceback.
+    except (Qwen3RerankError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         message = " ".join(str(exc).split())
         print(f"qwen3-rerank: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,8 +9,8 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
-    from .cli_chunking import add_long_document_arguments
+    from . import add_model_arguments
+    from .chunking import add_long_document_arguments
 
     parser = sub.add_parser(
         "batch",
@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--gpus-per-actor", type=float, default=None, help="default: 1 for vllm when GPUs exist")
     parser.add_argument("--cpus-per-actor", type=float, default=1, help="default: %(default)s")
     parser.add_argument("--batch-size", type=int, default=4096, help="prompts per engine call (default: %(default)s)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="finished shards (default: OUTPUT.parts)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="finished shards (default: OUTPUT.shards)")
     parser.add_argument("--ray-address", default=None, help="cluster to join, e.g. auto (default: local Ray)")
     parser.add_argument("--input-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
     parser.add_argument("--output-format", choices=("jsonl", "parquet"), default=None, help="default: from suffix")
@@ -38,9 +38,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .batch import run_batch_job
-    from .cli import _engine_options
-    from .cli_chunking import long_document_options
+    from ..batch import run_batch_job
+    from . import _engine_options
+    from .chunking import long_document_options
 
     summary = run_batch_job(
         args.input,

@@ -9,9 +9,9 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
-    from .cli_chunking import add_long_document_arguments
-    from .score_file import FORMATS
+    from ..score_file import FORMATS
+    from . import add_model_arguments
+    from .chunking import add_long_document_arguments
 
     parser = sub.add_parser(
         "score",
@@ -38,9 +38,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import reranker_from_args
-    from .cli_chunking import long_document_modes
-    from .score_file import plan_score_file
+    from ..score_file import plan_score_file
+    from . import reranker_from_args
+    from .chunking import long_document_modes
 
     long_document_modes(args)
     # Everything that needs no model is checked first: an engine takes a while to start.

@@ -7,14 +7,15 @@ import json
 import sys
 from typing import IO, Any
 
-from .results import RankedDocument
+from ..errors import Qwen3RerankValueError
+from ..results import RankedDocument
 
 _TEXT_FIELDS = ("text", "document", "content", "page_content")
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
-    from .cli_chunking import add_long_document_arguments
+    from . import add_model_arguments
+    from .chunking import add_long_document_arguments
 
     parser = sub.add_parser(
         "rank",
@@ -43,7 +44,7 @@ def _document_text(value: Any, line_no: int) -> str:
         for name in _TEXT_FIELDS:
             if isinstance(value.get(name), str):
                 return value[name]
-    raise ValueError(
+    raise Qwen3RerankValueError(
         f"line {line_no}: a JSONL document must be a string or an object with one of the fields "
         f"{', '.join(_TEXT_FIELDS)}; use --input-format lines for plain text"
     )
@@ -60,7 +61,7 @@ def read_documents(stream: IO[str], input_format: str = "auto") -> list[str]:
                 parsed.append((line_no, json.loads(line)))
             except json.JSONDecodeError:
                 if input_format == "jsonl":
-                    raise ValueError(f"line {line_no} is not valid JSON; use --input-format lines") from None
+                    raise Qwen3RerankValueError(f"line {line_no} is not valid JSON; use --input-format lines") from None
                 break
         else:
             if input_format == "jsonl" or all(isinstance(v, str | dict) for _, v in parsed):
@@ -92,19 +93,19 @@ def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import reranker_from_args
-    from .cli_chunking import long_document_modes
+    from . import reranker_from_args
+    from .chunking import long_document_modes
 
     long_document_modes(args)
     if args.documents == "-":
         if sys.stdin.isatty():
-            raise ValueError("no documents: pass --documents FILE or pipe them on stdin")
+            raise Qwen3RerankValueError("no documents: pass --documents FILE or pipe them on stdin")
         documents = read_documents(sys.stdin, args.input_format)
     else:
         with open(args.documents, encoding="utf-8") as handle:
             documents = read_documents(handle, args.input_format)
     if not documents:
-        raise ValueError("no documents to rank: the input is empty")
+        raise Qwen3RerankValueError("no documents to rank: the input is empty")
     with reranker_from_args(args, show_progress=len(documents) > 4096) as reranker:
         results = reranker.rank(args.query, documents, top_n=args.top_n, threshold=args.threshold)
     _write(results, args.format, sys.stdout)

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import Qwen3RerankValueError
+
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_model_arguments
-    from .cli_chunking import add_long_document_arguments
-    from .evaluation.metrics import DEFAULT_METRICS
+    from ..evaluation.metrics import DEFAULT_METRICS
+    from . import add_model_arguments
+    from .chunking import add_long_document_arguments
 
     parser = sub.add_parser(
         "eval",
@@ -57,7 +59,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _print_table(report: Any, out: IO[str]) -> None:
-    from .evaluation.metrics import metric_label
+    from ..evaluation.metrics import metric_label
 
     out.write(f"{'metric':<12} {'first stage':>12} {'reranked':>10} {'delta':>9}\n")
     for metric in report.metrics:
@@ -80,7 +82,7 @@ def _print_comparison(reports: dict[str, Any], out: IO[str]) -> None:
 
 
 def _print_per_query(report: Any, out: IO[str]) -> None:
-    from .evaluation.metrics import metric_label
+    from ..evaluation.metrics import metric_label
 
     header = "  ".join(f"{metric_label(m) + ' before':>16} {metric_label(m) + ' after':>15}" for m in report.metrics)
     out.write(f"{'query':<16} {header}\n")
@@ -91,15 +93,17 @@ def _print_per_query(report: Any, out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import reranker_from_args
-    from .cli_chunking import long_document_modes
-    from .evaluation import bm25_run, evaluate_reranker, instruction_for, load_beir, read_trec_run, write_trec_run
-    from .evaluation.beir import qrels_path, read_qrels
+    from ..evaluation import bm25_run, evaluate_reranker, instruction_for, load_beir, read_trec_run, write_trec_run
+    from ..evaluation.beir import qrels_path, read_qrels
+    from . import reranker_from_args
+    from .chunking import long_document_modes
 
     if args.top_k <= 0 or args.bm25_depth <= 0:
-        raise ValueError("--top-k and --bm25-depth must be positive numbers of documents")
+        raise Qwen3RerankValueError("--top-k and --bm25-depth must be positive numbers of documents")
     if args.first_stage_run is not None and args.save_first_stage is not None:
-        raise ValueError("--save-first-stage saves the BM25 run; with --run the first stage is already a file")
+        raise Qwen3RerankValueError(
+            "--save-first-stage saves the BM25 run; with --run the first stage is already a file"
+        )
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     modes = long_document_modes(args, several=True)
     log = sys.stderr
