@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU side of the benchmark (the H100 machine: torch 2.11 + cu130, vLLM 0.26 unpacked in /tmp/vsite).
 #
-#   bash bench/run_gpu.sh models            # start writing the 0.6B, 4B, 8B random checkpoints to /tmp (background)
+#   bash bench/run_gpu.sh models [SHAPES]   # start writing random checkpoints to /tmp (background; default 0.6B,4B,8B)
 #   bash bench/run_gpu.sh phase a [SECONDS] # run plan a of bench/plans.py; results and log under $OUT
 #   bash bench/run_gpu.sh phase e 300 LABEL@SHAPE,...  # only those runs of the plan (e.g. ones a phase had no time for)
 #   (plan d also needs .vllm-gpu/server-wheels carried: `vllm serve`'s extra wheels, bench/server_wheels.sh)
@@ -16,10 +16,15 @@ case "${1:-}" in
   models)
     # A private copy: the working tree is replaced by the next call while the writer still runs.
     rm -rf /tmp/q3src && mkdir -p /tmp/q3src && cp -r src tests/fixtures/qwen3-tokenizer /tmp/q3src/
+    specs=""
+    for shape in $(echo "${2:-0.6B,4B,8B}" | tr , ' '); do
+      case "$shape" in 0.6B) specs="$specs 0.6B:m06" ;; 4B) specs="$specs 4B:m4" ;; 8B) specs="$specs 8B:m8" ;;
+        *) echo "unknown shape $shape (0.6B, 4B or 8B)" >&2; exit 2 ;; esac
+    done
     touch /tmp/.writing-models
-    setsid nohup bash -c '
+    SPECS=$specs setsid nohup bash -c '
       cd /tmp/q3src
-      for spec in 0.6B:m06 4B:m4 8B:m8; do
+      for spec in $SPECS; do
         shape=${spec%%:*}; dir=/tmp/${spec##*:}
         start=$(date +%s)
         PYTHONPATH=/tmp/q3src/src python3 -m qwen3_rerank.cli random-model "$dir" --tokenizer qwen3-tokenizer \
