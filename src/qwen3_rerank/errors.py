@@ -9,12 +9,27 @@ __all__ = [
     "NotAQwen3RerankerError",
     "PromptTooLongError",
     "Qwen3RerankError",
+    "Qwen3RerankFileNotFoundError",
+    "Qwen3RerankTypeError",
+    "Qwen3RerankValueError",
     "ServerError",
 ]
 
 
 class Qwen3RerankError(Exception):
     """Base class of every error qwen3-rerank raises on purpose."""
+
+
+class Qwen3RerankValueError(Qwen3RerankError, ValueError):
+    """An argument, option or input has a value qwen3-rerank cannot use; the message says which and why."""
+
+
+class Qwen3RerankTypeError(Qwen3RerankError, TypeError):
+    """An argument or option has the wrong type (or name); the message says what is expected."""
+
+
+class Qwen3RerankFileNotFoundError(Qwen3RerankError, FileNotFoundError):
+    """A file or directory qwen3-rerank was pointed at does not exist."""
 
 
 class PromptTooLongError(Qwen3RerankError, ValueError):

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from .backends.base import ScoringBackend
-from .errors import EngineError
+from .backends.base import ScoringBackend, unique_prompts
+from .engine_options import check_backend_name, check_engine_options
+from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, PromptBuilder
 from .results import RankedDocument, order_by_score
 from .validation import (
     Query,
     check_documents,
+    check_max_length,
     check_model_checkpoint,
     check_pairs,
     check_query,
     check_text,
     check_threshold,
     check_top_n,
+    model_context_length,
 )
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
@@ -35,10 +38,6 @@ def _open_backend(
     engine_options: Mapping[str, Any] | None,
 ) -> ScoringBackend:
     if not isinstance(backend, str):
-        if not isinstance(backend, ScoringBackend):
-            raise TypeError(f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}")
-        if engine_options:
-            raise ValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
         return backend
     if backend == "vllm":
         from .backends.vllm_backend import VLLMBackend
@@ -66,7 +65,9 @@ class Reranker:
             ``"server"`` (running vLLM servers; ``engine_options={"base_urls": [...]}``), or a
             :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers;
             closing the reranker leaves such an object open).
-        instruction: the task instruction used when a call gives none.
+        instruction: the task instruction used when a call gives none. The most specific instruction wins:
+            a query given as an ``(instruction, query)`` tuple uses its own (``(None, query)`` means none of
+            its own), then a call's ``instruction=``, then this one.
         max_length: token budget of a whole prompt; only documents are ever truncated (from their end).
         batch_size: prompts handed to the backend per call (progress granularity and peak memory).
         engine_options: passed to the backend: ``vllm.LLM`` options for vLLM (``tensor_parallel_size``,
@@ -74,6 +75,12 @@ class Reranker:
             ``dtype`` and ``batch_size`` for transformers.
         tokenizer: where to load the tokenizer from, when not from ``model``.
         show_progress: show a progress bar for calls larger than one batch.
+
+    Documents may be any iterable of str (a list, tuple, generator, pandas Series, numpy array ...); it is
+    read once. Identical prompts (the same document for the same query) are scored once, so their scores
+    are identical and ties keep input order in :meth:`rank`.
+
+    Every argument is checked before the tokenizer or model loads, so a typo fails at once.
 
     Scores are Python floats in [0, 1]: P(yes) / (P(yes) + P(no)) for the prompt Qwen3-Reranker was
     trained with. Use as a context manager, or call :meth:`close`, to release the engine.
@@ -91,10 +98,25 @@ class Reranker:
         tokenizer: str | None = None,
         show_progress: bool = False,
     ) -> None:
+        # Everything that needs no tokenizer or model is checked first: loading them takes seconds.
         check_text(model, "model")
         self.instruction = check_text(instruction, "instruction")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_max_length(max_length)
+        if tokenizer is not None:
+            check_text(tokenizer, "tokenizer")
+        if isinstance(backend, str):
+            check_backend_name(backend)
+            engine_options = check_engine_options(backend, engine_options)
+        elif not isinstance(backend, ScoringBackend):
+            raise Qwen3RerankTypeError(
+                f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}"
+            )
+        elif engine_options:
+            raise Qwen3RerankValueError(
+                "engine_options apply to a backend qwen3-rerank opens, not to one you pass in"
+            )
         self.model = model
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -104,7 +126,9 @@ class Reranker:
         local_dir = backend in ("vllm", "transformers") and os.path.isdir(os.path.expanduser(model))
         if local_dir:
             check_model_checkpoint(model, max_length)
-        self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
+        self.prompts = PromptBuilder.from_pretrained(
+            tokenizer or model, max_length=max_length, context_length=model_context_length(model)
+        )
         if backend in ("vllm", "transformers") and not local_dir:
             check_model_checkpoint(model, max_length)
         self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
@@ -130,7 +154,7 @@ class Reranker:
     def max_length(self) -> int:
         return self.prompts.max_length
 
-    def _chunks(self, prompts: list[list[int]]) -> Iterator[list[list[int]]]:
+    def _chunks(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
         starts = range(0, len(prompts), self.batch_size)
         if self.show_progress and len(prompts) > self.batch_size:
             from tqdm.auto import tqdm
@@ -144,50 +168,57 @@ class Reranker:
             for start in starts:
                 yield prompts[start : start + self.batch_size]
 
+    # Identical prompts are scored once (backends.base.unique_prompts says why), for every backend.
+
     def _score(self, prompts: list[list[int]]) -> list[float]:
         backend = self.backend
+        unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(prompts):
+        for chunk in self._chunks(unique):
             scores.extend(backend.score_prompts(chunk))
-        return _checked(scores, len(prompts))
+        scores = _checked(scores, len(unique))
+        return [scores[slot] for slot in slots]
 
     async def _ascore(self, prompts: list[list[int]]) -> list[float]:
         backend = self.backend
+        unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(prompts):
+        for chunk in self._chunks(unique):
             scores.extend(await backend.ascore_prompts(chunk))
-        return _checked(scores, len(prompts))
+        scores = _checked(scores, len(unique))
+        return [scores[slot] for slot in slots]
 
     def _query_prompts(
-        self, query: Query, documents: Sequence[str], instruction: str | None
+        self, query: Query, documents: Iterable[str], instruction: str | None
     ) -> tuple[list[str], list[list[int]]]:
+        # The query is checked before the documents are read: a generator is not consumed for nothing.
         instruction_text, query_text = check_query(query, instruction, self.instruction)
         docs = check_documents(documents)
         return docs, self.prompts.build(instruction_text, query_text, docs)
 
-    def _pair_prompts(self, pairs: Sequence[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
+    def _pair_prompts(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
         default = self.instruction if instruction is None else check_text(instruction, "instruction")
         return self.prompts.build_triples(check_pairs(pairs, default))
 
     # -- sync API -----------------------------------------------------------------------------------
 
-    def score(self, query: Query, documents: Sequence[str], *, instruction: str | None = None) -> list[float]:
+    def score(self, query: Query, documents: Iterable[str], *, instruction: str | None = None) -> list[float]:
         """One score per document, in input order. ``query`` may be ``(instruction, query)``."""
         _, prompts = self._query_prompts(query, documents, instruction)
         return self._score(prompts)
 
-    def score_pairs(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    def score_pairs(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """One score per (query, document) pair, in input order; a query may be ``(instruction, query)``."""
         return self._score(self._pair_prompts(pairs, instruction))
 
-    def compute_scores(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    def compute_scores(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
         return self.score_pairs(pairs, instruction=instruction)
 
     def rank(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         top_n: int | None = None,
         threshold: float | None = None,
         *,
@@ -203,18 +234,18 @@ class Reranker:
 
     # -- async API ----------------------------------------------------------------------------------
 
-    async def ascore(self, query: Query, documents: Sequence[str], *, instruction: str | None = None) -> list[float]:
+    async def ascore(self, query: Query, documents: Iterable[str], *, instruction: str | None = None) -> list[float]:
         """Async :meth:`score`; the engine works in another thread, never on the event loop."""
         _, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
         return await self._ascore(prompts)
 
-    async def ascore_pairs(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    async def ascore_pairs(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Async :meth:`score_pairs`."""
         prompts = await asyncio.to_thread(self._pair_prompts, pairs, instruction)
         return await self._ascore(prompts)
 
     async def acompute_scores(
-        self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None
+        self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None
     ) -> list[float]:
         """Async :meth:`compute_scores`."""
         return await self.ascore_pairs(pairs, instruction=instruction)
@@ -222,7 +253,7 @@ class Reranker:
     async def arank(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         top_n: int | None = None,
         threshold: float | None = None,
         *,
