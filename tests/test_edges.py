@@ -51,13 +51,17 @@ def recorded(tiny_model_dir) -> tuple[Reranker, RecordingBackend]:
 
 @pytest.fixture
 def no_loading(monkeypatch):
-    """Loading the tokenizer or checking the checkpoint fails the test: the error must come before."""
+    """Loading the tokenizer or the model fails the test: the error must come before. (The checkpoint's
+    config check, milliseconds, may run: it reports a wrong model path before vLLM is imported.)"""
 
     def loaded(*args, **kwargs):
         raise AssertionError("the tokenizer or model was loaded before the bad argument was reported")
 
     monkeypatch.setattr(PromptBuilder, "from_pretrained", loaded)
-    monkeypatch.setattr("qwen3_rerank.reranker.check_model_checkpoint", loaded)
+    monkeypatch.setattr("qwen3_rerank.prompt.load_hf_tokenizer", loaded)
+    for backend in ("vllm_backend.VLLMBackend", "transformers_backend.TransformersBackend",
+                    "server_backend.ServerBackend"):
+        monkeypatch.setattr(f"qwen3_rerank.backends.{backend}.__init__", loaded)
 
 
 def run_main(capfd, *argv: str) -> tuple[int, str, str]:

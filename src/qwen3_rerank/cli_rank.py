@@ -61,7 +61,7 @@ def _json_document(line: str) -> Any:
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines split at ``\n`` (a ``\r`` before it is dropped) and nowhere else: a lone ``\r``, form feed
+    r"""Lines split at ``\n`` (a ``\r`` before it is dropped) and nowhere else: a lone ``\r``, form feed
     or Unicode line separator inside a line stays part of that document."""
     if text.startswith("\ufeff"):  # a UTF-8 byte-order mark, as some Windows editors write
         text = text[1:]
@@ -72,7 +72,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def read_documents(stream: IO[str] | str, input_format: str = "auto") -> list[str]:
-    """Documents from JSON Lines or plain lines; empty lines are skipped in both.
+    r"""Documents from JSON Lines or plain lines; empty lines are skipped in both.
 
     ``auto`` reads JSON Lines when the first non-empty line, or at least half of the non-empty lines, is
     a JSON string or object; then every non-empty line must be one, and a line that is not is an error

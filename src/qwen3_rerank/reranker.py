@@ -108,7 +108,6 @@ class Reranker:
             check_text(tokenizer, "tokenizer")
         if isinstance(backend, str):
             check_backend_name(backend)
-            engine_options = check_engine_options(backend, engine_options)
         elif not isinstance(backend, ScoringBackend):
             raise Qwen3RerankTypeError(
                 f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}"
@@ -126,6 +125,9 @@ class Reranker:
         local_dir = backend in ("vllm", "transformers") and os.path.isdir(os.path.expanduser(model))
         if local_dir:
             check_model_checkpoint(model, max_length)
+        if isinstance(backend, str):
+            # After the millisecond checkpoint check: checking vLLM's options imports vLLM (seconds).
+            engine_options = check_engine_options(backend, engine_options)
         self.prompts = PromptBuilder.from_pretrained(
             tokenizer or model, max_length=max_length, context_length=model_context_length(model)
         )
