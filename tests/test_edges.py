@@ -59,9 +59,7 @@ def no_loading(monkeypatch):
 
     monkeypatch.setattr(PromptBuilder, "from_pretrained", loaded)
     monkeypatch.setattr("qwen3_rerank.prompt.load_hf_tokenizer", loaded)
-    for backend in ("vllm_backend.VLLMBackend", "transformers_backend.TransformersBackend",
-                    "server_backend.ServerBackend"):
-        monkeypatch.setattr(f"qwen3_rerank.backends.{backend}.__init__", loaded)
+    monkeypatch.setattr("qwen3_rerank.reranker._open_backend", loaded)
 
 
 def run_main(capfd, *argv: str) -> tuple[int, str, str]:
