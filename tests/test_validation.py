@@ -22,7 +22,7 @@ def reranker(reference_reranker) -> Reranker:
         (b"q", ["d"], TypeError, "decode"),
         (3, ["d"], TypeError, "query must be a str"),
         ("q", "just one string", TypeError, r"wrap a single document in a list"),
-        ("q", None, TypeError, "documents must be a list of str"),
+        ("q", None, TypeError, r"documents must be a list \(or another iterable\) of str"),
         ("q", ["ok", None], TypeError, r"documents\[1\] must be a str, got NoneType"),
         ("q", ["ok", b"bytes"], TypeError, r"documents\[1\].*decode"),
         (("only-one",), ["d"], ValueError, r"\(instruction, query\)"),

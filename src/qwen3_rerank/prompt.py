@@ -197,10 +197,14 @@ class PromptBuilder:
     >>> ids = builder.build("Given a web search query, ...", "what is BM25?", ["BM25 is ..."])  # doctest: +SKIP
     """
 
-    def __init__(self, hf_tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+    def __init__(
+        self, hf_tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH, context_length: int | None = None
+    ) -> None:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0:
             raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
         self.max_length = max_length
+        #: the model's context in tokens (its config's max_position_embeddings), when known; used in messages
+        self.context_length = context_length
         self.hf_tokenizer = hf_tokenizer
         # The prefix holds real control tokens on purpose, so it goes through the full tokenizer.
         self.prefix_ids: tuple[int, ...] = tuple(hf_tokenizer.encode(PREFIX, add_special_tokens=False))
@@ -218,9 +222,18 @@ class PromptBuilder:
         self._head_ids = lru_cache(maxsize=4096)(self._tokenize_head)
 
     @classmethod
-    def from_pretrained(cls, source: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> PromptBuilder:
-        """Load the tokenizer of a local model directory or a Hub model name."""
-        return cls(load_hf_tokenizer(source), max_length=max_length)
+    def from_pretrained(
+        cls, source: str, *, max_length: int = DEFAULT_MAX_LENGTH, context_length: int | None = None
+    ) -> PromptBuilder:
+        """Load the tokenizer of a local model directory or a Hub model name.
+
+        ``context_length`` defaults to the ``max_position_embeddings`` of ``source``'s config.json, if any.
+        """
+        if context_length is None:
+            from .validation import model_context_length
+
+            context_length = model_context_length(source)
+        return cls(load_hf_tokenizer(source), max_length=max_length, context_length=context_length)
 
     # -- pieces -------------------------------------------------------------------------------------
 
@@ -347,10 +360,14 @@ class PromptBuilder:
     def _budget(self, instruction: str, query: str) -> int:
         plan = self.plan(instruction, query)
         if plan.document_budget < 0:
+            context = (
+                f"the model's context is {self.context_length} tokens" if self.context_length
+                else "up to the model's context, max_position_embeddings in its config.json"
+            )
             raise PromptTooLongError(
                 f"The template, instruction and query take {plan.fixed_tokens} tokens, more than "
                 f"max_length={self.max_length}; only the document is ever truncated. Shorten the query or "
-                "instruction, or raise max_length (the model's context is 32768 tokens)."
+                f"instruction, or raise max_length ({context})."
             )
         return plan.document_budget
 

@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from .backends.base import ScoringBackend
+from .backends.base import ScoringBackend, unique_prompts
 from .chunking import ChunkOptions, LongDocuments, plan_chunks, score_by_chunks
+from .engine_options import check_backend_name, check_engine_options
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
 from .validation import (
     Query,
     check_documents,
+    check_max_length,
     check_model_checkpoint,
     check_pairs,
     check_query,
     check_text,
     check_threshold,
     check_top_n,
+    model_context_length,
 )
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
@@ -37,12 +40,6 @@ def _open_backend(
     engine_options: Mapping[str, Any] | None,
 ) -> ScoringBackend:
     if not isinstance(backend, str):
-        if not isinstance(backend, ScoringBackend):
-            raise Qwen3RerankTypeError(
-                f"backend must be 'vllm', 'transformers', 'server' or a ScoringBackend, got {backend!r}"
-            )
-        if engine_options:
-            raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
         return backend
     if backend == "vllm":
         from .backends.vllm_backend import VLLMBackend
@@ -75,12 +72,16 @@ class Reranker:
             ``"server"`` (running vLLM servers; ``engine_options={"base_urls": [...]}``), or a
             :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers;
             closing the reranker leaves such an object open).
-        instruction: the task instruction used when a call gives none.
+        instruction: the task instruction used when a call gives none. The most specific instruction wins:
+            a query given as an ``(instruction, query)`` tuple uses its own (``(None, query)`` means none of
+            its own), then a call's ``instruction=``, then this one.
         max_length: token budget of a whole prompt; only documents are ever truncated (from their end).
         batch_size: prompts handed to the backend per call (progress granularity and peak memory).
-        engine_options: passed to the backend: ``vllm.LLM`` options for vLLM (``tensor_parallel_size``,
-            ``gpu_memory_utilization``, ``dtype``, ``quantization``, ``max_num_seqs`` ...); ``device``,
-            ``dtype`` and ``batch_size`` for transformers.
+        engine_options: passed to the backend: vLLM engine arguments (``AsyncEngineArgs``:
+            ``tensor_parallel_size``, ``gpu_memory_utilization``, ``dtype``, ``quantization``, ``max_num_seqs``
+            ...) and ``max_in_flight_prompts`` for vLLM; ``device``, ``dtype`` and ``batch_size`` for
+            transformers; ``device``, ``dtype``, ``token_budget``, ``attention``, ``compile`` for packed. Names
+            are checked before anything loads.
         tokenizer: where to load the tokenizer from, when not from ``model``.
         show_progress: show a progress bar for calls larger than one batch.
         long_documents: ``"truncate"`` (default): a document longer than what fits is cut from its end;
@@ -90,6 +91,12 @@ class Reranker:
         chunk_overlap: ids consecutive chunks share (about; cuts fall on word boundaries), < chunk_tokens.
         max_chunks: most chunks per document; a document that needs more raises
             :class:`~qwen3_rerank.errors.DocumentTooLongError` before anything is scored. None: no limit.
+
+    Documents may be any iterable of str (a list, tuple, generator, pandas Series, numpy array ...); it is
+    read once. Identical prompts (the same document for the same query) are scored once, so their scores
+    are identical and ties keep input order in :meth:`rank`.
+
+    Every argument is checked before the tokenizer or model loads, so a typo fails at once.
 
     Scores are Python floats in [0, 1]: P(yes) / (P(yes) + P(no)) for the prompt Qwen3-Reranker was
     trained with. Use as a context manager, or call :meth:`close`, to release the engine.
@@ -111,6 +118,7 @@ class Reranker:
         chunk_overlap: int = 0,
         max_chunks: int | None = 64,
     ) -> None:
+        # Everything that needs no tokenizer or model is checked first: loading them takes seconds.
         check_text(model, "model")
         # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
         self._settings: dict[str, Any] = {
@@ -123,6 +131,17 @@ class Reranker:
         self.instruction = check_text(instruction, "instruction")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_max_length(max_length)
+        if tokenizer is not None:
+            check_text(tokenizer, "tokenizer")
+        if isinstance(backend, str):
+            check_backend_name(backend)
+        elif not isinstance(backend, ScoringBackend):
+            raise Qwen3RerankTypeError(
+                f"backend must be 'vllm', 'transformers', 'server', 'packed' or a ScoringBackend, got {backend!r}"
+            )
+        elif engine_options:
+            raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
         self.model = model
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -132,7 +151,12 @@ class Reranker:
         local_dir = backend in ("vllm", "transformers", "packed") and os.path.isdir(os.path.expanduser(model))
         if local_dir:
             check_model_checkpoint(model, max_length)
-        self.prompts = PromptBuilder.from_pretrained(tokenizer or model, max_length=max_length)
+        if isinstance(backend, str):
+            # After the millisecond checkpoint check: checking vLLM's options imports vLLM (seconds).
+            engine_options = check_engine_options(backend, engine_options)
+        self.prompts = PromptBuilder.from_pretrained(
+            tokenizer or model, max_length=max_length, context_length=model_context_length(model)
+        )
         if backend in ("vllm", "transformers", "packed") and not local_dir:
             check_model_checkpoint(model, max_length)
         self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
@@ -158,7 +182,7 @@ class Reranker:
     def max_length(self) -> int:
         return self.prompts.max_length
 
-    def _chunks(self, prompts: list[list[int]]) -> Iterator[list[list[int]]]:
+    def _chunks(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
         starts = range(0, len(prompts), self.batch_size)
         if self.show_progress and len(prompts) > self.batch_size:
             from tqdm.auto import tqdm
@@ -172,36 +196,43 @@ class Reranker:
             for start in starts:
                 yield prompts[start : start + self.batch_size]
 
+    # Identical prompts are scored once (backends.base.unique_prompts says why), for every backend.
+
     def _score(self, prompts: list[list[int]]) -> list[float]:
         backend = self.backend
+        unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(prompts):
+        for chunk in self._chunks(unique):
             scores.extend(backend.score_prompts(chunk))
-        return _checked(scores, len(prompts))
+        scores = _checked(scores, len(unique))
+        return [scores[slot] for slot in slots]
 
     async def _ascore(self, prompts: list[list[int]]) -> list[float]:
         backend = self.backend
+        unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(prompts):
+        for chunk in self._chunks(unique):
             scores.extend(await backend.ascore_prompts(chunk))
-        return _checked(scores, len(prompts))
+        scores = _checked(scores, len(unique))
+        return [scores[slot] for slot in slots]
 
     def _query_prompts(
-        self, query: Query, documents: Sequence[str], instruction: str | None
+        self, query: Query, documents: Iterable[str], instruction: str | None
     ) -> tuple[list[str], list[list[int]]]:
+        # The query is checked before the documents are read: a generator is not consumed for nothing.
         instruction_text, query_text = check_query(query, instruction, self.instruction)
         docs = check_documents(documents)
         return docs, self.prompts.build(instruction_text, query_text, docs)
 
-    def _pair_prompts(self, pairs: Sequence[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
+    def _pair_prompts(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
         return self.prompts.build_triples(self._triples(pairs, instruction))
 
-    def _triples(self, pairs: Sequence[tuple[Query, str]], instruction: str | None) -> list[tuple[str, str, str]]:
+    def _triples(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[tuple[str, str, str]]:
         default = self.instruction if instruction is None else check_text(instruction, "instruction")
         return check_pairs(pairs, default)
 
     def _query_triples(
-        self, query: Query, documents: Sequence[str], instruction: str | None
+        self, query: Query, documents: Iterable[str], instruction: str | None
     ) -> tuple[list[str], list[tuple[str, str, str]]]:
         instruction_text, query_text = check_query(query, instruction, self.instruction)
         docs = check_documents(documents)
@@ -224,7 +255,7 @@ class Reranker:
     def score(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         *,
         instruction: str | None = None,
         long_documents: LongDocuments | None = None,
@@ -246,7 +277,7 @@ class Reranker:
 
     def score_pairs(
         self,
-        pairs: Sequence[tuple[Query, str]],
+        pairs: Iterable[tuple[Query, str]],
         *,
         instruction: str | None = None,
         long_documents: LongDocuments | None = None,
@@ -260,14 +291,14 @@ class Reranker:
             return [_best(chunks).score for chunks in self._chunked(self._triples(pairs, instruction), options)]  # type: ignore[misc]
         return self._score(self._pair_prompts(pairs, instruction))
 
-    def compute_scores(self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
+    def compute_scores(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
         return self.score_pairs(pairs, instruction=instruction)
 
     def score_chunks(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         *,
         instruction: str | None = None,
         chunk_tokens: int | None = None,
@@ -285,7 +316,7 @@ class Reranker:
     def rank(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         top_n: int | None = None,
         threshold: float | None = None,
         *,
@@ -315,7 +346,7 @@ class Reranker:
     async def ascore(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         *,
         instruction: str | None = None,
         long_documents: LongDocuments | None = None,
@@ -333,7 +364,7 @@ class Reranker:
 
     async def ascore_pairs(
         self,
-        pairs: Sequence[tuple[Query, str]],
+        pairs: Iterable[tuple[Query, str]],
         *,
         instruction: str | None = None,
         long_documents: LongDocuments | None = None,
@@ -350,7 +381,7 @@ class Reranker:
         return await self._ascore(prompts)
 
     async def acompute_scores(
-        self, pairs: Sequence[tuple[Query, str]], *, instruction: str | None = None
+        self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None
     ) -> list[float]:
         """Async :meth:`compute_scores`."""
         return await self.ascore_pairs(pairs, instruction=instruction)
@@ -358,7 +389,7 @@ class Reranker:
     async def ascore_chunks(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         *,
         instruction: str | None = None,
         chunk_tokens: int | None = None,
@@ -373,7 +404,7 @@ class Reranker:
     async def arank(
         self,
         query: Query,
-        documents: Sequence[str],
+        documents: Iterable[str],
         top_n: int | None = None,
         threshold: float | None = None,
         *,

@@ -6,7 +6,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeError, Qwen3RerankValueError
@@ -14,17 +14,20 @@ from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeE
 __all__ = [
     "Query",
     "check_documents",
+    "check_max_length",
     "check_model_checkpoint",
     "check_pairs",
     "check_query",
     "check_text",
     "check_threshold",
     "check_top_n",
+    "model_context_length",
     "split_query",
 ]
 
-#: A query is its text, or an ``(instruction, query)`` tuple that carries its own instruction.
-Query = str | tuple[str, str]
+#: A query is its text, or an ``(instruction, query)`` tuple that carries its own instruction
+#: (``None`` as the instruction means the call's, else the reranker's, default).
+Query = str | tuple[str | None, str]
 
 
 def check_text(value: Any, what: str) -> str:
@@ -46,27 +49,54 @@ def check_text(value: Any, what: str) -> str:
 
 
 def split_query(query: Any, default_instruction: str, what: str = "query") -> tuple[str, str]:
-    """``query`` or ``(instruction, query)`` -> (instruction, query)."""
+    """``query`` or ``(instruction, query)`` -> (instruction, query).
+
+    A tuple's own instruction wins over ``default_instruction``; ``(None, query)`` takes the default.
+    """
     if isinstance(query, tuple):
         if len(query) != 2:
             raise Qwen3RerankValueError(f"{what} given as a tuple must be (instruction, query), got {len(query)} items")
-        return check_text(query[0], f"{what}'s instruction"), check_text(query[1], what)
+        instruction = default_instruction if query[0] is None else check_text(query[0], f"{what}'s instruction")
+        return instruction, check_text(query[1], what)
     return default_instruction, check_text(query, what)
 
 
-def check_documents(documents: Any) -> list[str]:
-    if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
+def _materialise(items: Any, what: str, example: str) -> list[Any]:
+    """Any iterable (list, tuple, generator, pandas Series, numpy array ...) as a list, read exactly once."""
+    if isinstance(items, str | bytes | bytearray):
+        one = what.removesuffix("s")
         raise Qwen3RerankTypeError(
-            f"documents must be a list of str, got {type(documents).__name__}; wrap a single document "
-            "in a list: [document]"
+            f"{what} must be a list (or another iterable) of {example}, got a single {type(items).__name__}; "
+            f"wrap a single {one} in a list: [{one}]"
         )
-    return [check_text(doc, f"documents[{i}]") for i, doc in enumerate(documents)]
+    if isinstance(items, Mapping):
+        raise Qwen3RerankTypeError(
+            f"{what} must be a list (or another iterable) of {example}, got a {type(items).__name__}, whose "
+            f"iteration would give its keys; pass list(mapping.values()) or list(mapping)"
+        )
+    if isinstance(items, list):
+        return items
+    if not isinstance(items, Iterable):
+        raise Qwen3RerankTypeError(
+            f"{what} must be a list (or another iterable) of {example}, got {type(items).__name__}: {items!r:.80}"
+        )
+    return list(items)
+
+
+def check_documents(documents: Any) -> list[str]:
+    """Documents from any iterable of str, as a new list of plain ``str`` (a generator is read once)."""
+    docs = _materialise(documents, "documents", "str")
+    # str subclasses (numpy.str_ from an array, ...) become plain str, so results hold plain text.
+    return [_plain(check_text(doc, f"documents[{i}]")) for i, doc in enumerate(docs)]
+
+
+def _plain(text: str) -> str:
+    return text if type(text) is str else str.__str__(text)
 
 
 def check_pairs(pairs: Any, default_instruction: str) -> list[tuple[str, str, str]]:
-    """(query, document) pairs -> (instruction, query, document) triples."""
-    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
-        raise Qwen3RerankTypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
+    """(query, document) pairs from any iterable -> (instruction, query, document) triples."""
+    pairs = _materialise(pairs, "pairs", "(query, document) tuples")
     triples = []
     for i, pair in enumerate(pairs):
         if not isinstance(pair, tuple | list) or len(pair) != 2:
@@ -75,7 +105,7 @@ def check_pairs(pairs: Any, default_instruction: str) -> list[tuple[str, str, st
                 "instruction is written ((instruction, query), document)"
             )
         instruction, query = split_query(pair[0], default_instruction, f"pairs[{i}] query")
-        triples.append((instruction, query, check_text(pair[1], f"pairs[{i}] document")))
+        triples.append((_plain(instruction), _plain(query), _plain(check_text(pair[1], f"pairs[{i}] document"))))
     return triples
 
 
@@ -83,6 +113,12 @@ def check_query(query: Any, instruction: Any, default_instruction: str) -> tuple
     if instruction is not None:
         default_instruction = check_text(instruction, "instruction")
     return split_query(query, default_instruction)
+
+
+def check_max_length(max_length: Any) -> int:
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+        raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
+    return max_length
 
 
 def check_top_n(top_n: Any) -> int | None:
@@ -114,6 +150,38 @@ def _context_is_scaled(config: dict[str, Any]) -> bool:
     parameters = config.get("rope_parameters") or {}
     kinds = {scaling.get("rope_type", scaling.get("type")), parameters.get("rope_type")} - {None, "default"}
     return bool(kinds) or "factor" in scaling
+
+
+def _cached_config_path(model: str) -> str | None:
+    """config.json of a local directory, or of a Hub name in the local cache; None otherwise."""
+    path = os.path.expanduser(model)
+    if os.path.isdir(path):
+        config_path = os.path.join(path, "config.json")
+        return config_path if os.path.isfile(config_path) else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # not a valid repo id, or an unreadable cache
+        return None
+    return cached if isinstance(cached, str) else None
+
+
+def model_context_length(model: str) -> int | None:
+    """The checkpoint's context (``max_position_embeddings``), when its config.json is at hand and its RoPE
+    is not scaled; None otherwise. Never raises: it only improves messages."""
+    config_path = _cached_config_path(model)
+    if config_path is None:
+        return None
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or _context_is_scaled(config):
+        return None
+    context = config.get("max_position_embeddings")
+    return context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
 
 
 def check_model_checkpoint(model: str, max_length: int) -> None:

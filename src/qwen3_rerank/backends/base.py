@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ScoringBackend", "ThreadedAsyncMixin"]
+__all__ = ["ScoringBackend", "ThreadedAsyncMixin", "unique_prompts"]
 
 
 @runtime_checkable
@@ -37,3 +37,24 @@ class ThreadedAsyncMixin:
 
     async def ascore_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
         return await asyncio.to_thread(self.score_prompts, prompts)
+
+
+def unique_prompts(prompts: Sequence[Sequence[int]]) -> tuple[list[Sequence[int]], list[int]]:
+    """``(unique, slots)``: each distinct prompt once, in first-seen order, and for every input prompt the
+    index of its copy in ``unique`` (so ``[scores[s] for s in slots]`` gives scores in input order).
+
+    Scoring identical prompts once gives them bit-identical scores: a float32 score moves by ~1e-8..1e-6
+    with the batch (padding, batch composition, prefix-cache hits), and ties are broken by input order
+    only if tied documents really score the same.
+    """
+    slot_of: dict[tuple[int, ...], int] = {}
+    unique: list[Sequence[int]] = []
+    slots: list[int] = []
+    for prompt in prompts:
+        key = tuple(prompt)
+        slot = slot_of.get(key)
+        if slot is None:
+            slot = slot_of[key] = len(unique)
+            unique.append(prompt)
+        slots.append(slot)
+    return unique, slots

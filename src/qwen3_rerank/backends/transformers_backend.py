@@ -1,7 +1,10 @@
 """The transformers backend: Qwen's reference computation, and the fallback when vLLM is absent.
 
 Batches are sorted by length (less padding), left-padded, and only the last position's hidden state
-meets only the two LM-head rows for "yes" and "no", upcast to float32.
+meets only the two LM-head rows for "yes" and "no", upcast to float32. The score is the float64 sigmoid
+of the two float32 logits' difference (:func:`qwen3_rerank.relevance_from_logits`), so it reaches 1.0
+only when the difference exceeds ~36.7 (a float32 sigmoid saturates at ~16.6). Identical prompts are
+scored once, so they get identical scores whatever batch they would have been padded into.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin
+from .base import ThreadedAsyncMixin, unique_prompts
 
 __all__ = ["TransformersBackend"]
 
@@ -74,14 +77,15 @@ class TransformersBackend(ThreadedAsyncMixin):
         self._lock = threading.Lock()
 
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
-        scores: list[float] = [0.0] * len(prompts)
+        unique, slots = unique_prompts(prompts)
+        order = sorted(range(len(unique)), key=lambda i: len(unique[i]), reverse=True)
+        scores: list[float] = [0.0] * len(unique)
         with self._lock:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                for i, score in zip(chunk, self._score_batch([prompts[i] for i in chunk]), strict=True):
+                for i, score in zip(chunk, self._score_batch([unique[i] for i in chunk]), strict=True):
                     scores[i] = score
-        return scores
+        return [scores[slot] for slot in slots]
 
     def _score_batch(self, batch: list[Sequence[int]]) -> list[float]:
         torch = self._torch
@@ -100,8 +104,7 @@ class TransformersBackend(ThreadedAsyncMixin):
                 position_ids=positions.to(self.device),
             ).last_hidden_state[:, -1, :]
             logits = hidden.float() @ self._yes_no.T.to(hidden.device)
-        # One column (a score head's logit z) is sigmoid(z) = relevance_from_logits(z, 0).
-        return [relevance_from_logits(row[0], row[1] if len(row) == 2 else 0.0) for row in logits.cpu().tolist()]
+        return _relevances(logits)
 
     def close(self) -> None:
         model = getattr(self, "model", None)
@@ -111,3 +114,10 @@ class TransformersBackend(ThreadedAsyncMixin):
         del model
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
+
+
+def _relevances(logits: Any) -> list[float]:
+    """Scores from an (n, 2) float32 tensor of [z_yes, z_no], or an (n, 1) one of a converted checkpoint's
+    score-head logit z (sigmoid(z) = relevance_from_logits(z, 0)): ``tolist`` gives the exact float32 values
+    as Python floats, so the difference and the sigmoid are computed in float64."""
+    return [relevance_from_logits(row[0], row[1] if len(row) == 2 else 0.0) for row in logits.cpu().tolist()]

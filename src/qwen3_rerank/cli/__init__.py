@@ -53,12 +53,18 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
         options["dtype"] = args.dtype
     for item in args.engine_option:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise Qwen3RerankValueError(f"--engine-option takes KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise Qwen3RerankValueError(
+                f"--engine-option takes KEY=VALUE (the value in JSON, or plain text), got {item!r}; "
+                "e.g. --engine-option gpu_memory_utilization=0.5"
+            )
         try:
-            options[key] = json.loads(value)
+            options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
-            options[key] = value
+            options[key.strip()] = value
+    if args.backend == "vllm":
+        # No weight-loading progress bar: on a failure the first line of stderr is then the error.
+        options.setdefault("use_tqdm_on_load", False)
     return options
 
 
@@ -113,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    # Nor loading bars (Hub downloads, transformers' weight loading): results and errors only, so the first
+    # line of stderr on a failure is the error. The reranking bar of large inputs stays.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = _parser().parse_args(argv)
     try:
         with _stdout_reserved_for_results():

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import IO, Any
 
-from ..errors import Qwen3RerankValueError
+from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from ..results import RankedDocument
 
 _TEXT_FIELDS = ("text", "document", "content", "page_content")
@@ -27,7 +27,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("-d", "--documents", default="-", help="file of documents, '-' for stdin (default)")
     parser.add_argument(
         "--input-format", choices=("auto", "jsonl", "lines"), default="auto",
-        help="auto: JSONL when every non-empty line parses as JSON, else one document per line",
+        help="auto: JSONL when the first non-empty line (or half of them) is a JSON string or object, "
+        "else one document per line",
     )
     parser.add_argument("-n", "--top-n", type=int, default=None, help="keep the best N")
     parser.add_argument("--threshold", type=float, default=None, help="keep scores >= this (0..1)")
@@ -50,23 +51,110 @@ def _document_text(value: Any, line_no: int) -> str:
     )
 
 
-def read_documents(stream: IO[str], input_format: str = "auto") -> list[str]:
-    """Documents from JSON Lines or plain lines; empty lines are skipped in both."""
-    lines = [line.rstrip("\n").rstrip("\r") for line in stream]
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    if input_format in ("auto", "jsonl"):
-        parsed: list[tuple[int, Any]] = []
-        for line_no, line in numbered:
+def _json_document(line: str) -> Any:
+    """The parsed line when it is a JSON string or object (what a JSONL document is), else None."""
+    if not line.lstrip().startswith(("{", '"')):
+        return None
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, str | dict) else None
+
+
+def split_lines(text: str) -> list[str]:
+    r"""Lines split at ``\n`` (a ``\r`` before it is dropped) and nowhere else: a lone ``\r``, form feed
+    or Unicode line separator inside a line stays part of that document."""
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark, as some Windows editors write
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def read_documents(stream: IO[str] | str, input_format: str = "auto") -> list[str]:
+    r"""Documents from JSON Lines or plain lines; empty lines are skipped in both.
+
+    ``auto`` reads JSON Lines when the first non-empty line, or at least half of the non-empty lines, is
+    a JSON string or object; then every non-empty line must be one, and a line that is not is an error
+    naming its number. Otherwise each line is one plain-text document.
+
+    A stream should be opened with ``newline="\n"`` (or be read as bytes and decoded), so that a lone
+    ``\r`` is not taken for a line break.
+    """
+    text = stream if isinstance(stream, str) else stream.read()
+    numbered = [(i + 1, line) for i, line in enumerate(split_lines(text)) if line.strip()]
+    if input_format == "lines" or not numbered:
+        return [line for _, line in numbered]
+    parsed = [(line_no, _json_document(line)) for line_no, line in numbered]
+    json_lines = sum(value is not None for _, value in parsed)
+    if input_format == "auto" and parsed[0][1] is None and 2 * json_lines < len(parsed):
+        return [line for _, line in numbered]
+    why = "" if input_format == "jsonl" else (
+        f" (the input reads as JSON Lines: {json_lines} of its {len(parsed)} non-empty lines are JSON strings "
+        "or objects)"
+    )
+    documents = []
+    for (line_no, value), (_, line) in zip(parsed, numbered, strict=True):
+        if value is None:
             try:
-                parsed.append((line_no, json.loads(line)))
-            except json.JSONDecodeError:
-                if input_format == "jsonl":
-                    raise Qwen3RerankValueError(f"line {line_no} is not valid JSON; use --input-format lines") from None
-                break
-        else:
-            if input_format == "jsonl" or all(isinstance(v, str | dict) for _, v in parsed):
-                return [_document_text(v, n) for n, v in parsed]
-    return [line for _, line in numbered]
+                json.loads(line)
+                what = "is JSON but neither a string nor an object"
+            except json.JSONDecodeError as exc:
+                what = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+            raise Qwen3RerankValueError(
+                f"line {line_no} {what}{why}; fix that line, or pass --input-format lines to read every line "
+                "as a plain-text document"
+            )
+        documents.append(_document_text(value, line_no))
+    return documents
+
+
+def _decode(data: bytes, name: str) -> str:
+    """UTF-8 text, or an error that names the input and says how to convert it."""
+    if data.startswith(b"\x1f\x8b"):
+        raise Qwen3RerankValueError(
+            f"{name} is gzip-compressed, not text: decompress it first, e.g. "
+            "`zcat docs.jsonl.gz | qwen3-rerank rank QUERY`"
+        )
+    nul = data.find(b"\0", 0, 1 << 20)
+    if nul >= 0:
+        raise Qwen3RerankValueError(
+            f"{name} holds binary data (a NUL byte at offset {nul}), not text. Pass a UTF-8 text or JSONL "
+            "file, e.g. `qwen3-rerank rank QUERY < docs.txt`; for a PDF or office file, extract its text first"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Qwen3RerankValueError(
+            f"{name} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}). Convert it first, "
+            "e.g. `iconv -f latin1 -t utf-8 FILE | qwen3-rerank rank QUERY`"
+        ) from None
+
+
+def read_input(path: str) -> str:
+    """The text of a documents file, or of stdin for ``-``, read as UTF-8 bytes (no newline translation)."""
+    if path == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise Qwen3RerankValueError("no documents: pass --documents FILE or pipe them on stdin")
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # a text-only stdin (e.g. replaced by a test harness)
+            return sys.stdin.read()
+        return _decode(stream.read(), "stdin")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        raise Qwen3RerankValueError(
+            f"--documents {path!r} is a directory; pass a file of documents (JSONL or one per line), or "
+            f"concatenate the directory's files: `cat {path.rstrip('/')}/*.txt | qwen3-rerank rank QUERY`"
+        ) from None
+    except FileNotFoundError:
+        raise Qwen3RerankFileNotFoundError(f"--documents {path!r} does not exist") from None
+    except OSError as exc:
+        raise Qwen3RerankValueError(f"cannot read --documents {path!r}: {exc.strerror or exc}") from None
+    return _decode(data, path)
 
 
 def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
@@ -93,20 +181,18 @@ def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..validation import check_text, check_threshold, check_top_n
     from . import reranker_from_args
     from .chunking import long_document_modes
 
+    # Everything that needs no model is checked first: a model takes seconds to load.
     long_document_modes(args)
-    if args.documents == "-":
-        if sys.stdin.isatty():
-            raise Qwen3RerankValueError("no documents: pass --documents FILE or pipe them on stdin")
-        documents = read_documents(sys.stdin, args.input_format)
-    else:
-        with open(args.documents, encoding="utf-8") as handle:
-            documents = read_documents(handle, args.input_format)
+    check_text(args.query, "the query")
+    top_n, threshold = check_top_n(args.top_n), check_threshold(args.threshold)
+    documents = read_documents(read_input(args.documents), args.input_format)
     if not documents:
         raise Qwen3RerankValueError("no documents to rank: the input is empty")
     with reranker_from_args(args, show_progress=len(documents) > 4096) as reranker:
-        results = reranker.rank(args.query, documents, top_n=args.top_n, threshold=args.threshold)
+        results = reranker.rank(args.query, documents, top_n=top_n, threshold=threshold)
     _write(results, args.format, sys.stdout)
     return 0
