@@ -238,7 +238,8 @@ class RerankerAdapterMixin:
 
     def _round_trip_fields(self) -> dict[str, Any]:
         self._reranker.__reduce__()  # raises a clear TypeError for a reranker over a backend object
-        return {name: getattr(self, name) for name, info in type(self).model_fields.items() if not info.exclude}
+        fields = type(self).model_fields  # type: ignore[attr-defined]  # the pydantic model this mixes into
+        return {name: getattr(self, name) for name, info in fields.items() if not info.exclude}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Settings only: the engine cannot travel, so the copy reopens it (shared if in this process).

@@ -129,7 +129,8 @@ def write_seq_cls_checkpoint(source: str | Path, destination: str | Path) -> Pat
     config.architectures = ["Qwen3ForSequenceClassification"]
     config.num_labels = 1
     config.pad_token_id = 151643
-    classifier = Qwen3ForSequenceClassification(config).to(causal.dtype)
+    classifier: Any = Qwen3ForSequenceClassification(config)  # transformers 5 types .to() too narrowly for a dtype
+    classifier = classifier.to(causal.dtype)
     classifier.model.load_state_dict(causal.model.state_dict())
     head = causal.get_output_embeddings().weight
     with torch.no_grad():

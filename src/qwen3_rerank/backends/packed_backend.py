@@ -85,7 +85,7 @@ class PackedBackend(ThreadedAsyncMixin):
                 f"attention='varlen' needs a CUDA device, got {self.device}; pass attention='sdpa'"
             )
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
+            self.model: Any = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"Cannot load model {model!r} with transformers: not a local model directory and not "
@@ -98,7 +98,8 @@ class PackedBackend(ThreadedAsyncMixin):
                 "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
             )
         packed_layers.check_supported(config)
-        self.model.to(self.device).eval()
+        model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device
+        model_object.to(self.device).eval()
         self.dtype = next(self.model.parameters()).dtype
         self.vocab_size = int(config.vocab_size)
         # Rows [yes, no] of the LM head (the embedding, when tied); the other 151k rows are never multiplied.

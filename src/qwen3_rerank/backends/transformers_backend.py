@@ -67,7 +67,7 @@ class TransformersBackend(ThreadedAsyncMixin):
         model_object.to(self.device).eval()
         if seq_cls:
             # A converted checkpoint's one-row score head is already w_yes - w_no: score = sigmoid(w . h).
-            self._yes_no = self.model.score.weight.detach().float()
+            self._yes_no = model_object.score.weight.detach().float()
         else:
             head = self.model.get_output_embeddings().weight
             # Rows [yes, no] of the LM head; the other 151k rows are never multiplied.

@@ -158,8 +158,9 @@ def _raw_logit_params() -> Any:
     from vllm import PoolingParams
 
     for switch in ("use_activation", "activation"):
+        off: dict[str, Any] = {switch: False}
         try:
-            return PoolingParams(task="classify", **{switch: False})
+            return PoolingParams(task="classify", **off)
         except TypeError:
             continue
     raise BackendNotInstalledError(
