@@ -69,7 +69,7 @@ def _print_table(report: Any, out: IO[str]) -> None:
 
 def _print_comparison(reports: dict[str, Any], out: IO[str]) -> None:
     """One column per --long-documents mode, each with its delta over the first stage."""
-    from .evaluation.metrics import metric_label
+    from ..evaluation.metrics import metric_label
 
     first = next(iter(reports.values()))
     out.write(f"{'metric':<12} {'first stage':>12}" + "".join(f" {m:>10} {'delta':>9}" for m in reports) + "\n")
