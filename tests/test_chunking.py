@@ -89,6 +89,15 @@ def test_chunk_prompts_are_canonical_prompts_of_the_chunk_texts(prompt_builder, 
     check_cuts(prompt_builder, document, size, int(size * overlap_share))
 
 
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(documents, min_size=2, max_size=6), size=st.integers(8, 48), overlap_share=st.floats(0, 0.9))
+def test_documents_cut_together_are_cut_as_each_alone(prompt_builder, batch, size, overlap_share):
+    # chunk_documents tokenizes the chunks of all documents in one batch: the cuts must not depend on it.
+    overlap = int(size * overlap_share)
+    together = prompt_builder.chunk_documents(batch, size, overlap)
+    assert together == [prompt_builder.chunk_documents([document], size, overlap)[0] for document in batch]
+
+
 @pytest.mark.parametrize("document", [
     "word " * 400,
     "Paris is the capital of France. " * 60,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,20 @@ class _Cut:
     char_start: int
     char_end: int
     ids: list[int]
+
+
+def _step(
+    position: int,
+    cutter: Generator[list[str], list[Any], list[_Cut]],
+    encodings: list[Any] | None,
+    asked: dict[int, list[str]],
+    cuts: list[list[_Cut]],
+) -> None:
+    """Send a document's cutter its encodings (None to start it): note what it asks next, or its cuts."""
+    try:
+        asked[position] = cutter.send(encodings)  # type: ignore[arg-type]
+    except StopIteration as done:
+        cuts[position] = done.value
 
 
 def load_hf_tokenizer(source: str) -> Any:
@@ -275,12 +289,29 @@ class PromptBuilder:
             )
         texts = [" " + doc for doc in documents]
         encodings = self._plain.encode_batch(texts, add_special_tokens=False)
-        return [self._cut(text, enc.ids, enc.offsets, chunk_tokens, chunk_overlap)
-                for text, enc in zip(texts, encodings, strict=True)]
+        cutters = [self._cut(text, enc.ids, enc.offsets, chunk_tokens, chunk_overlap)
+                   for text, enc in zip(texts, encodings, strict=True)]
+        # Each cutter asks for its planned chunks to be tokenized; the asks of all documents go to the
+        # tokenizer as one batch (which it spreads over the cores) instead of one small batch per document.
+        cuts: list[list[_Cut]] = [[] for _ in cutters]
+        asked: dict[int, list[str]] = {}
+        for position, cutter in enumerate(cutters):
+            _step(position, cutter, None, asked, cuts)
+        while asked:
+            this_round = list(asked.items())
+            asked.clear()
+            encoded = self._plain.encode_batch([t for _, chunk_texts in this_round for t in chunk_texts],
+                                               add_special_tokens=False)
+            offset = 0
+            for position, chunk_texts in this_round:
+                _step(position, cutters[position], encoded[offset : offset + len(chunk_texts)], asked, cuts)
+                offset += len(chunk_texts)
+        return cuts
 
     def _cut(
         self, text: str, ids: list[int], offsets: list[tuple[int, int]], size: int, overlap: int
-    ) -> list[_Cut]:
+    ) -> Generator[list[str], list[Any], list[_Cut]]:
+        """One document's cuts; yields the texts of the chunks it plans and is sent their encodings."""
         n = len(ids)
         if n <= size:
             return [_Cut(0, n, 0, len(text) - 1, list(ids))]
@@ -331,7 +362,7 @@ class PromptBuilder:
             while spans[-1][1] < n:
                 spans.append((following(*spans[-1]), 0))
                 spans[-1] = (spans[-1][0], first_end(spans[-1][0]))
-            encoded = self._plain.encode_batch([encode(a, b) for a, b in spans], add_special_tokens=False)
+            encoded = yield [encode(a, b) for a, b in spans]
             for (a, b), encoding in zip(spans, encoded, strict=True):
                 if len(encoding.ids) > size:
                     break
