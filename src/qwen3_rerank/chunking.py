@@ -7,14 +7,14 @@ the one prompt builder; this module holds the options, the bound on cost, and th
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import DocumentTooLongError, Qwen3RerankValueError
 from .prompt import DocumentChunk, PromptBuilder
 
-__all__ = ["LONG_DOCUMENT_MODES", "ChunkOptions", "ChunkPlan", "LongDocuments", "plan_chunks", "score_by_chunks"]
+__all__ = ["LONG_DOCUMENT_MODES", "ChunkOptions", "ChunkPlan", "LongDocuments", "plan_chunks"]
 
 LongDocuments = Literal["truncate", "chunk"]
 LONG_DOCUMENT_MODES: tuple[str, ...] = ("truncate", "chunk")
@@ -124,14 +124,3 @@ def plan_chunks(
         chunks.append([DocumentChunk(i, c.token_start, c.token_end, c.char_start, c.char_end)
                        for i, c in enumerate(doc_cuts)])
     return ChunkPlan(prompts, chunks)
-
-
-def score_by_chunks(
-    builder: PromptBuilder,
-    triples: Sequence[tuple[str, str, str]],
-    options: ChunkOptions,
-    score: Callable[[list[list[int]]], list[float]],
-) -> list[tuple[DocumentChunk, ...]]:
-    """Every document's chunks with their scores; ``score`` gets all chunk prompts of the call at once."""
-    plan = plan_chunks(builder, triples, options)
-    return plan.finish(score(plan.prompts))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, Literal, TypeVar
 
 from .backends.base import ScoringBackend, unique_prompts
-from .chunking import ChunkOptions, LongDocuments, plan_chunks, score_by_chunks
+from .chunking import ChunkOptions, ChunkPlan, LongDocuments, plan_chunks
 from .engine_options import check_backend_name, check_engine_options
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
@@ -241,14 +241,57 @@ class Reranker:
     def _options(self, long_documents: Any, chunk_tokens: Any, chunk_overlap: Any, max_chunks: Any) -> ChunkOptions:
         return self.chunking.replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
 
-    def _chunked(self, triples: list[tuple[str, str, str]], options: ChunkOptions) -> list[tuple[DocumentChunk, ...]]:
-        return score_by_chunks(self.prompts, triples, options, self._score)
+    # Every call is a _Job built on the caller's thread (sync) or a worker thread (async): the prompts it
+    # scores and how their scores become its answer. Sync and async differ only in how the prompts are scored.
 
-    async def _achunked(
-        self, triples: list[tuple[str, str, str]], options: ChunkOptions
-    ) -> list[tuple[DocumentChunk, ...]]:
-        plan = await asyncio.to_thread(plan_chunks, self.prompts, triples, options)
-        return plan.finish(await self._ascore(plan.prompts))
+    def _run(self, job: _Job[T]) -> T:
+        return job.finish(self._score(job.prompts))
+
+    async def _arun(self, build: Callable[..., _Job[T]], *args: Any) -> T:
+        job = await asyncio.to_thread(build, *args)
+        return job.finish(await self._ascore(job.prompts))
+
+    def _score_job(
+        self, query: Query, documents: Iterable[str], instruction: str | None, options: ChunkOptions
+    ) -> _Job[list[float]]:
+        if options.chunked:
+            _, triples = self._query_triples(query, documents, instruction)
+            return _best_scores(plan_chunks(self.prompts, triples, options))
+        _, prompts = self._query_prompts(query, documents, instruction)
+        return _Job(prompts, list)
+
+    def _pairs_job(
+        self, pairs: Iterable[tuple[Query, str]], instruction: str | None, options: ChunkOptions
+    ) -> _Job[list[float]]:
+        if options.chunked:
+            return _best_scores(plan_chunks(self.prompts, self._triples(pairs, instruction), options))
+        return _Job(self._pair_prompts(pairs, instruction), list)
+
+    def _chunks_job(
+        self, query: Query, documents: Iterable[str], instruction: str | None, options: ChunkOptions
+    ) -> _Job[list[tuple[DocumentChunk, ...]]]:
+        _, triples = self._query_triples(query, documents, instruction)
+        plan = plan_chunks(self.prompts, triples, options)
+        return _Job(plan.prompts, plan.finish)
+
+    def _rank_job(
+        self,
+        query: Query,
+        documents: Iterable[str],
+        top_n: int | None,
+        threshold: float | None,
+        instruction: str | None,
+        options: ChunkOptions,
+        return_chunks: bool,
+    ) -> _Job[tuple[RankedDocument, ...]]:
+        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
+        if options.chunked:
+            docs, triples = self._query_triples(query, documents, instruction)
+            plan = plan_chunks(self.prompts, triples, options)
+            return _Job(plan.prompts,
+                        lambda scores: _ranked_chunks(docs, plan.finish(scores), top_n, threshold, return_chunks))
+        docs, prompts = self._query_prompts(query, documents, instruction)
+        return _Job(prompts, lambda scores: order_by_score(docs, scores, top_n=top_n, threshold=threshold))
 
     # -- sync API -----------------------------------------------------------------------------------
 
@@ -269,11 +312,7 @@ class Reranker:
         (None: the reranker's); in chunk mode a document's score is its best chunk's.
         """
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        if options.chunked:
-            _, triples = self._query_triples(query, documents, instruction)
-            return [_best(chunks).score for chunks in self._chunked(triples, options)]  # type: ignore[misc]
-        _, prompts = self._query_prompts(query, documents, instruction)
-        return self._score(prompts)
+        return self._run(self._score_job(query, documents, instruction, options))
 
     def score_pairs(
         self,
@@ -287,9 +326,7 @@ class Reranker:
     ) -> list[float]:
         """One score per (query, document) pair, in input order; a query may be ``(instruction, query)``."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        if options.chunked:
-            return [_best(chunks).score for chunks in self._chunked(self._triples(pairs, instruction), options)]  # type: ignore[misc]
-        return self._score(self._pair_prompts(pairs, instruction))
+        return self._run(self._pairs_job(pairs, instruction, options))
 
     def compute_scores(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
@@ -310,8 +347,7 @@ class Reranker:
         A document's chunks are in text order; its chunk-mode score is the largest chunk score.
         """
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
-        _, triples = self._query_triples(query, documents, instruction)
-        return self._chunked(triples, options)
+        return self._run(self._chunks_job(query, documents, instruction, options))
 
     def rank(
         self,
@@ -333,15 +369,12 @@ class Reranker:
         mode each result's ``best_chunk`` says which chunk won (its token and character span), and with
         ``return_chunks=True`` its ``chunks`` hold every chunk's score.
         """
-        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        if options.chunked:
-            docs, triples = self._query_triples(query, documents, instruction)
-            return _ranked_chunks(docs, self._chunked(triples, options), top_n, threshold, return_chunks)
-        docs, prompts = self._query_prompts(query, documents, instruction)
-        return order_by_score(docs, self._score(prompts), top_n=top_n, threshold=threshold)
+        return self._run(
+            self._rank_job(query, documents, top_n, threshold, instruction, options, return_chunks)
+        )
 
-    # -- async API ----------------------------------------------------------------------------------
+    # -- async API: the same jobs, built in a worker thread, scored without blocking the event loop ----------
 
     async def ascore(
         self,
@@ -356,11 +389,7 @@ class Reranker:
     ) -> list[float]:
         """Async :meth:`score`; the engine works in another thread, never on the event loop."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        if options.chunked:
-            _, triples = await asyncio.to_thread(self._query_triples, query, documents, instruction)
-            return [_best(chunks).score for chunks in await self._achunked(triples, options)]  # type: ignore[misc]
-        _, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
-        return await self._ascore(prompts)
+        return await self._arun(self._score_job, query, documents, instruction, options)
 
     async def ascore_pairs(
         self,
@@ -374,11 +403,7 @@ class Reranker:
     ) -> list[float]:
         """Async :meth:`score_pairs`."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        if options.chunked:
-            triples = await asyncio.to_thread(self._triples, pairs, instruction)
-            return [_best(chunks).score for chunks in await self._achunked(triples, options)]  # type: ignore[misc]
-        prompts = await asyncio.to_thread(self._pair_prompts, pairs, instruction)
-        return await self._ascore(prompts)
+        return await self._arun(self._pairs_job, pairs, instruction, options)
 
     async def acompute_scores(
         self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None
@@ -398,8 +423,7 @@ class Reranker:
     ) -> list[tuple[DocumentChunk, ...]]:
         """Async :meth:`score_chunks`."""
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
-        _, triples = await asyncio.to_thread(self._query_triples, query, documents, instruction)
-        return await self._achunked(triples, options)
+        return await self._arun(self._chunks_job, query, documents, instruction, options)
 
     async def arank(
         self,
@@ -416,13 +440,10 @@ class Reranker:
         return_chunks: bool = False,
     ) -> tuple[RankedDocument, ...]:
         """Async :meth:`rank`."""
-        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        if options.chunked:
-            docs, triples = await asyncio.to_thread(self._query_triples, query, documents, instruction)
-            return _ranked_chunks(docs, await self._achunked(triples, options), top_n, threshold, return_chunks)
-        docs, prompts = await asyncio.to_thread(self._query_prompts, query, documents, instruction)
-        return order_by_score(docs, await self._ascore(prompts), top_n=top_n, threshold=threshold)
+        return await self._arun(
+            self._rank_job, query, documents, top_n, threshold, instruction, options, return_chunks
+        )
 
     def with_options(
         self,
@@ -480,6 +501,21 @@ class Reranker:
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self._backend.name
         return f"Reranker(model={self.model!r}, backend={state}, max_length={self.max_length})"
+
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Job(Generic[T]):
+    """What one call scores, and how the scores of those prompts (in their order) become its answer."""
+
+    prompts: list[list[int]]
+    finish: Callable[[list[float]], T]
+
+
+def _best_scores(plan: ChunkPlan) -> _Job[list[float]]:
+    return _Job(plan.prompts, lambda scores: [_best(chunks).score for chunks in plan.finish(scores)])  # type: ignore[misc]
 
 
 def _best(chunks: tuple[DocumentChunk, ...]) -> DocumentChunk:
