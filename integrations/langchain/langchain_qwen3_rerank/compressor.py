@@ -102,7 +102,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         fields = adapter_fields(model, reranker, options, instruction)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
-            super().__init__(**fields, top_n=top_n, score_threshold=score_threshold, **options)
+            # One mapping: the parent class's typed __init__ does not know this class's fields.
+            super().__init__(**{**fields, "top_n": top_n, "score_threshold": score_threshold, **options})
 
     @field_validator("top_n", mode="before")
     @classmethod

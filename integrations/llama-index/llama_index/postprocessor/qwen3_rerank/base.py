@@ -122,15 +122,16 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
-            super().__init__(
+            # One mapping: the parent class's typed __init__ does not know this class's fields.
+            super().__init__(**{
                 **fields,
-                top_n=top_n,
-                score_threshold=score_threshold,
-                keep_retrieval_score=keep_retrieval_score,
-                metadata_mode=metadata_mode,
-                callback_manager=callback_manager or CallbackManager([]),
+                "top_n": top_n,
+                "score_threshold": score_threshold,
+                "keep_retrieval_score": keep_retrieval_score,
+                "metadata_mode": metadata_mode,
+                "callback_manager": callback_manager or CallbackManager([]),
                 **options,
-            )
+            })
 
     @model_validator(mode="before")
     @classmethod
@@ -204,7 +205,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         # ReRankStartEvent.top_n is an int: "keep all" is reported as the number of nodes.
         top_n = len(nodes) if self.top_n is None else self.top_n
         dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model))
-        payload = {
+        payload: dict[str, Any] = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: self.model,
             EventPayload.QUERY_STR: query_bundle.query_str if query_bundle else None,
