@@ -216,3 +216,74 @@ def test_the_startup_check_catches_a_kernel_aligned_to_the_first_key():
     args = (torch.device("cpu"), torch.float32, 4, 2, 16)
     assert _agrees_with_sdpa(reference, reference, *args)
     assert not _agrees_with_sdpa(top_left, reference, *args)
+
+
+# -- concurrent callers share forwards (flat combining) ------------------------------------------------
+
+
+def _gate_first_forward(backend, monkeypatch):
+    """Hold the first forward inside the lock until released; record every forward's prompt count."""
+    import threading
+
+    real, sizes, entered, release = backend._score_now, [], threading.Event(), threading.Event()
+
+    def score_now(prompts):
+        sizes.append(len(prompts))
+        if len(sizes) == 1:
+            entered.set()
+            assert release.wait(30)
+        return real(prompts)
+
+    monkeypatch.setattr(backend, "_score_now", score_now)
+    return sizes, entered, release
+
+
+def _wait_for_waiting(backend, count: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while len(backend._waiting) < count:
+        assert time.monotonic() < deadline, "the callers never queued"
+        time.sleep(0.01)
+
+
+def test_callers_arriving_during_a_forward_are_scored_together(packed, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = packed.backend
+    calls = [packed.prompts.build("Judge", f"query {i}", [f"doc {i} {j}" for j in range(i + 2)]) for i in range(4)]
+    serial = [backend.score_prompts(c) for c in calls]
+    sizes, entered, release = _gate_first_forward(backend, monkeypatch)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(backend.score_prompts, calls[0])
+        assert entered.wait(30)
+        rest = [pool.submit(backend.score_prompts, c) for c in calls[1:]]
+        _wait_for_waiting(backend, 3)
+        release.set()
+        got = [first.result(30)] + [f.result(30) for f in rest]
+    # One forward for the first call, one for the three that queued behind it, none per call.
+    assert sizes == [len(calls[0]), sum(len(c) for c in calls[1:])]
+    for g, s in zip(got, serial, strict=True):
+        _close(g, s, tol=1e-6)
+
+
+def test_a_bad_call_scored_together_fails_alone(packed, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qwen3_rerank import Qwen3RerankValueError
+
+    backend = packed.backend
+    good = packed.prompts.build("Judge", "query", ["a document", "another"])
+    bad = [[1, 2, backend.vocab_size + 5]]
+    serial = backend.score_prompts(good)
+    _, entered, release = _gate_first_forward(backend, monkeypatch)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(backend.score_prompts, good)
+        assert entered.wait(30)
+        bad_call, good_call = pool.submit(backend.score_prompts, bad), pool.submit(backend.score_prompts, good)
+        _wait_for_waiting(backend, 2)
+        release.set()
+        assert first.result(30) == serial
+        with pytest.raises(Qwen3RerankValueError, match="prompt ids must lie in"):
+            bad_call.result(30)
+        _close(good_call.result(30), serial, tol=1e-6)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import (
@@ -31,6 +32,19 @@ from .packing import Pack, group_by_shared_prefix, pack_groups
 __all__ = ["PackedBackend"]
 
 DEFAULT_TOKEN_BUDGET = 65536
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """One call's prompts, waiting for a forward; its scores or error once one has run."""
+
+    prompts: Sequence[Sequence[int]]
+    scores: list[float] | None = None
+    error: BaseException | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.scores is not None or self.error is not None
 
 
 class PackedBackend(ThreadedAsyncMixin):
@@ -118,6 +132,9 @@ class PackedBackend(ThreadedAsyncMixin):
             self._forward = compiled
             self.compiled = True
         self._lock = threading.Lock()  # one forward at a time: a torch module is not meant for many threads
+        # Calls that arrive while a forward runs wait here; the next lock holder scores them all together.
+        self._waiting: list[_Waiting] = []
+        self._waiting_lock = threading.Lock()
 
     def _forward_with(self, attend: Any) -> Any:
         model, packed_last_hidden = self.model, self._layers.packed_last_hidden
@@ -130,14 +147,55 @@ class PackedBackend(ThreadedAsyncMixin):
     # -- scoring ------------------------------------------------------------------------------------
 
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        """Scores in input order. Concurrent calls share forwards: callers that arrive while one runs are
+        packed together into the next (flat combining; their prompts mix in packs exactly as one call's do)."""
         for i, prompt in enumerate(prompts):
             if len(prompt) == 0:
                 raise Qwen3RerankValueError(f"prompt {i} is empty; build prompts with qwen3_rerank.PromptBuilder")
         if not prompts:
             return []
+        mine = _Waiting(prompts)
+        with self._waiting_lock:
+            self._waiting.append(mine)
+        with self._lock:
+            # Whoever held the lock before may have scored this call along with its own.
+            if not mine.finished:
+                with self._waiting_lock:
+                    batch, self._waiting = self._waiting, []
+                self._score_together(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.scores  # type: ignore[return-value]
+
+    def _score_together(self, batch: list[_Waiting]) -> None:
+        try:
+            try:
+                scores = self._score_now([prompt for waiting in batch for prompt in waiting.prompts])
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].error = exc
+                    return
+                # One caller's bad prompt (or a pack too large for memory) must not fail the others.
+                for waiting in batch:
+                    try:
+                        waiting.scores = self._score_now(waiting.prompts)
+                    except Exception as own:
+                        waiting.error = own
+                return
+            start = 0
+            for waiting in batch:
+                waiting.scores = scores[start : start + len(waiting.prompts)]
+                start += len(waiting.prompts)
+        finally:
+            for waiting in batch:
+                if not waiting.finished:  # interrupted (KeyboardInterrupt) while scoring another's call
+                    waiting.error = EngineError("scoring was interrupted in another thread; call again")
+
+    def _score_now(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        """Score under the lock, in input order."""
         torch = self._torch
         order: list[int] = []
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             logits = []
             # Packs are laid out lazily: the host lays out the next while the device runs this one; the
             # only sync is the final copy.
