@@ -58,6 +58,8 @@ PLANS: dict[str, list[Run]] = {
         _run("ours_before", "ours_before", "0.6B", 150, workloads="concurrent,rag", rag_calls=20),
         _run("ours", "ours", "0.6B", 160, workloads="concurrent,rag,bulk", reps=2, rag_calls=20),
         _run("vllm_serve", "vllm_serve", "0.6B", 170, workloads="concurrent"),
+        # Issue 12 under the same clients: the packed backend, concurrent calls combined into shared forwards.
+        _run("ours_packed_d", "ours_packed", "0.6B", 90, workloads="concurrent", engine_options={"compile": True}),
     ],
     # Larger models, and the opt-in FP8 path.
     "c": [

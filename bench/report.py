@@ -469,8 +469,9 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
     return written
 
 
-CONCURRENT = ["ours_before", "ours", "vllm_serve"]
+CONCURRENT = ["ours_before", "ours", "vllm_serve", "ours_packed_d"]
 CONCURRENT_DISPLAY = {
+    "ours_packed_d": "ours, backend='packed' (calls combined)",
     "ours_before": "ours before (vllm.LLM behind a lock)",
     "ours": "ours after (AsyncLLM)",
     "vllm_serve": "vllm serve + our server backend",
