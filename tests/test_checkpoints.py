@@ -2,9 +2,8 @@
 
 A ``*-seq-cls`` conversion (sentence-transformers v6 and others) is ``Qwen3ForSequenceClassification`` with
 a one-logit score head w_yes - w_no; here the tiny model is converted the same way and every in-process
-backend must give the original checkpoint's scores within 1e-5 in float32. (The server backend needs
-nothing: ``vllm serve`` is started on the checkpoint, without the ``--hf-overrides`` of the original; that
-is not started here, a second server costs minutes on the CI machine.)
+backend must give the original checkpoint's scores within 1e-5 in float32, and so must the server backend
+over ``vllm serve`` started on the checkpoint without the original's ``--hf-overrides``.
 """
 
 from __future__ import annotations
@@ -69,6 +68,23 @@ def test_transformers_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cl
 def test_vllm_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir, vllm_reranker) -> None:
     with Reranker(str(seq_cls_dir), engine_options=FLOAT32) as converted:
         got = converted.score(QUERY, DOCUMENTS)
+    want = vllm_reranker.score(QUERY, DOCUMENTS)
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-5
+
+
+@pytest.mark.vllm
+def test_server_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir, vllm_reranker, tmp_path) -> None:
+    # `vllm serve` on the converted checkpoint, without the original's --hf-overrides: the same scores.
+    pytest.importorskip("httpx")
+    from server_fixtures import launch_vllm_server
+
+    server = launch_vllm_server(seq_cls_dir, tmp_path, original_checkpoint=False).wait_healthy()
+    try:
+        options = {"base_urls": server.url, "api_key": server.api_key}
+        with Reranker(str(seq_cls_dir), backend="server", engine_options=options) as converted:
+            got = converted.score(QUERY, DOCUMENTS)
+    finally:
+        server.stop()
     want = vllm_reranker.score(QUERY, DOCUMENTS)
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-5
 
