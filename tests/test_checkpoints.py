@@ -72,6 +72,13 @@ def test_vllm_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir, v
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-5
 
 
+def test_serve_command_gives_a_seq_cls_checkpoint_no_overrides(seq_cls_dir, tiny_model_dir) -> None:
+    from qwen3_rerank.backends.server_backend import serve_command
+
+    assert "--hf-overrides" not in serve_command(str(seq_cls_dir))
+    assert "--hf-overrides" in serve_command(str(tiny_model_dir))
+
+
 @pytest.mark.vllm
 def test_server_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir, vllm_reranker, tmp_path) -> None:
     # `vllm serve` on the converted checkpoint, without the original's --hf-overrides: the same scores.

@@ -42,9 +42,16 @@ _ENDPOINTS = ("classify", "rerank", "score")
 def serve_command(
     model: str, *, port: int = 8000, host: str = "0.0.0.0", chat_template_path: str | None = None
 ) -> list[str]:
-    """The ``vllm serve`` argv this backend expects (``--chat-template`` only for /rerank and /score)."""
-    argv = ["vllm", "serve", model, "--runner", "pooling", "--hf-overrides", json.dumps(HF_OVERRIDES),
-            "--host", host, "--port", str(port)]
+    """The ``vllm serve`` argv this backend expects (``--chat-template`` only for /rerank and /score).
+
+    A converted ``*-seq-cls`` checkpoint (a local directory, or cached) already is the classifier: it gets
+    no ``--hf-overrides``, as in the in-process vLLM backend.
+    """
+    from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
+
+    converted = checkpoint_kind(model) == SEQUENCE_CLASSIFICATION
+    overrides = [] if converted else ["--hf-overrides", json.dumps(HF_OVERRIDES)]
+    argv = ["vllm", "serve", model, "--runner", "pooling", *overrides, "--host", host, "--port", str(port)]
     if chat_template_path is not None:
         argv += ["--chat-template", chat_template_path]
     return argv
