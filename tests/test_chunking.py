@@ -184,7 +184,11 @@ def test_score_is_the_max_over_the_canonical_prompts_of_the_chunk_texts(hashed, 
 def test_all_chunks_of_a_call_go_to_the_backend_together(hashed) -> None:
     reranker, backend = hashed
     docs = long_docs()
-    total = sum(len(c) for c in reranker.score_chunks(QUERY, docs))
+    chunked = reranker.score_chunks(QUERY, docs)
+    # Identical prompts are scored once: the two empty documents' chunks are one prompt.
+    texts = [doc[c.char_start : c.char_end] for doc, chunks in zip(docs, chunked, strict=True) for c in chunks]
+    total = len(set(texts))
+    assert total == len(texts) - 1
     backend.calls.clear()
     reranker.score(QUERY, docs)
     reranker.score_pairs([(QUERY, d) for d in docs])

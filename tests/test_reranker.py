@@ -131,7 +131,8 @@ async def _ticks_during_engine_calls(backend, tiny_model_dir, *, blocking: bool)
     task = asyncio.create_task(ticker())
     try:
         with Reranker(str(tiny_model_dir), backend=watched, batch_size=16) as reranker:
-            await reranker.ascore("q", ["word " * 2000] * 32)
+            # 32 distinct documents (identical ones would be scored once): two engine calls of 16.
+            await reranker.ascore("q", ["word " * 500 + f"doc {k}" for k in range(32)])
     finally:
         task.cancel()
     return watched.ticks_during_calls
