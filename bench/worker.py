@@ -204,8 +204,12 @@ def run_concurrent(c: Contender, sizes: Sizes, quick: bool) -> dict[str, Any]:
             "max_ms": max(latencies),
             "latencies_ms": latencies,
         }
-        print(f"  concurrent C={clients}: {pairs / seconds:.0f} pairs/s p50 {percentile(latencies, 50):.0f} ms "
-              f"p99 {percentile(latencies, 99):.0f} ms", file=sys.stderr, flush=True)
+        print(
+            f"  concurrent C={clients}: {pairs / seconds:.0f} pairs/s p50 {percentile(latencies, 50):.0f} ms "
+            f"p99 {percentile(latencies, 99):.0f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
     return {"docs_per_call": sizes.rag_docs, "rounds": rounds}
 
 
@@ -256,8 +260,12 @@ def run_exactness(c: Any, sizes: Sizes, model: str) -> dict[str, Any]:
 def run_long_chunk(c: Any, builder: PromptBuilder, sizes: Sizes, params: int) -> dict[str, Any]:
     """Ours only: documents longer than max_length, scored by chunks (and, for the cost, truncated)."""
     reranker = c.reranker
-    options = {"long_documents": "chunk", "chunk_tokens": sizes.chunk_tokens, "chunk_overlap": sizes.chunk_overlap,
-               "max_chunks": None}
+    options = {
+        "long_documents": "chunk",
+        "chunk_tokens": sizes.chunk_tokens,
+        "chunk_overlap": sizes.chunk_overlap,
+        "max_chunks": None,
+    }
     pairs = chunk_documents(sizes).pairs()
     reranker.score_pairs(chunk_documents(sizes, seed="chunk-warm").pairs()[:2], **options)
     # What the engine is given: every chunk prompt (prompt building is timed below, as a user sees it).
@@ -321,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rag-calls", type=int, default=30)
     parser.add_argument("--rag-warmup", type=int, default=5)
     parser.add_argument("--engine-options", default="{}", help="JSON engine options (ours, ours_packed)")
-    parser.add_argument("--extras", default="", help="ours only: bulk_prefix_first,build_only,rag_breakdown,"
-                        "long_chunk; ours_packed: exactness")
+    parser.add_argument(
+        "--extras",
+        default="",
+        help="ours only: bulk_prefix_first,build_only,rag_breakdown,long_chunk; ours_packed: exactness",
+    )
     args = parser.parse_args(argv)
 
     sizes = QUICK_SIZES if args.quick else SIZES

@@ -16,8 +16,10 @@ import time
 
 from qwen3_rerank.batch import run_batch_job
 
-TEXT = ("cats purr dogs bark green tea is steeped at eighty degrees Paris is the capital of France the tower "
-        "BM25 ranks documents by term frequency")
+TEXT = (
+    "cats purr dogs bark green tea is steeped at eighty degrees Paris is the capital of France the tower "
+    "BM25 ranks documents by term frequency"
+)
 
 
 def write_synthetic_pairs(path: str, pairs: int, docs_per_query: int = 100, seed: int = 0) -> None:
@@ -32,8 +34,14 @@ def write_synthetic_pairs(path: str, pairs: int, docs_per_query: int = 100, seed
         q = i // docs_per_query
         if i % docs_per_query == 0:
             query = " ".join(rng.choices(words, k=rng.randint(4, 10)))
-        rows.append({"query_id": f"q{q}", "doc_id": f"d{i}", "query": query,
-                     "document": " ".join(rng.choices(words, k=rng.randint(20, 120)))})
+        rows.append(
+            {
+                "query_id": f"q{q}",
+                "doc_id": f"d{i}",
+                "query": query,
+                "document": " ".join(rng.choices(words, k=rng.randint(20, 120))),
+            }
+        )
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
@@ -57,10 +65,16 @@ def main() -> None:
         write_synthetic_pairs(args.input, args.synthetic)
     finished: list[tuple[float, int]] = []
     summary = run_batch_job(
-        args.input, args.output, model=args.model, backend=args.backend,
+        args.input,
+        args.output,
+        model=args.model,
+        backend=args.backend,
         engine_options={"dtype": args.dtype} if args.dtype else None,
-        num_actors=args.actors, cpus_per_actor=args.cpus_per_actor, shard_size=args.shard_size,
-        rank=args.rank, ray_address=args.ray_address,
+        num_actors=args.actors,
+        cpus_per_actor=args.cpus_per_actor,
+        shard_size=args.shard_size,
+        rank=args.rank,
+        ray_address=args.ray_address,
         on_shard_done=lambda shard, pairs: finished.append((time.perf_counter(), pairs)),
     )
     print(summary)

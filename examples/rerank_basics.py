@@ -1,8 +1,8 @@
 """Score, rank and score pairs with qwen3-rerank, sync and async.
 
-    python examples/rerank_basics.py                                # Qwen/Qwen3-Reranker-0.6B, vLLM
-    python examples/rerank_basics.py --model .cache/tiny-model      # a local (or random stand-in) model
-    python examples/rerank_basics.py --backend transformers         # without vLLM
+python examples/rerank_basics.py                                # Qwen/Qwen3-Reranker-0.6B, vLLM
+python examples/rerank_basics.py --model .cache/tiny-model      # a local (or random stand-in) model
+python examples/rerank_basics.py --backend transformers         # without vLLM
 """
 
 from __future__ import annotations

@@ -47,8 +47,10 @@ def main() -> None:
             print(f"  #{hit.index}  {hit.score:.4f}  {hit.document}")
         started = time.perf_counter()
         scores = asyncio.run(many_clients(reranker, args.clients))
-        print(f"{args.clients} concurrent async calls in {time.perf_counter() - started:.2f} s; first: "
-              f"{[round(s, 4) for s in scores]}")
+        print(
+            f"{args.clients} concurrent async calls in {time.perf_counter() - started:.2f} s; first: "
+            f"{[round(s, 4) for s in scores]}"
+        )
 
 
 if __name__ == "__main__":

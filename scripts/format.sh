@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Apply ruff's formatter to the whole tree (config: [tool.ruff.format] in pyproject.toml).
-# Run once by the lead after the parallel branches are merged; afterwards scripts/test.sh checks it with
-# `ruff format --check src integrations tests bench examples`.
+# scripts/test.sh checks it with `ruff format --check src integrations tests bench examples`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}

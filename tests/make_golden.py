@@ -17,11 +17,16 @@ GOLDEN = HERE / "fixtures" / "golden"
 TOKENIZER = HERE / "fixtures" / "qwen3-tokenizer"
 
 EXAMPLES = [
-    ("Given a web search query, retrieve relevant passages that answer the query",
-     "What is the capital of China?", "The capital of China is Beijing."),
-    ("Given a web search query, retrieve relevant passages that answer the query",
-     "Explain gravity",
-     "Gravity is a force that attracts two bodies towards each other. It gives weight to physical objects."),
+    (
+        "Given a web search query, retrieve relevant passages that answer the query",
+        "What is the capital of China?",
+        "The capital of China is Beijing.",
+    ),
+    (
+        "Given a web search query, retrieve relevant passages that answer the query",
+        "Explain gravity",
+        "Gravity is a force that attracts two bodies towards each other. It gives weight to physical objects.",
+    ),
     ("Retrieve semantically similar text", "  leading spaces\tand tabs ", "\n\nnewlines first"),
     ("", "", ""),
     ("Judge code", "def f(x): return x**2", "lambda x: x * x  # 平方 😀"),
@@ -36,8 +41,12 @@ def main() -> None:
 
     tok = AutoTokenizer.from_pretrained(str(TOKENIZER))
     prompts = [
-        {"instruction": i, "query": q, "document": d,
-         "ids": tok.encode(canonical_prompt(i, q, d), add_special_tokens=False)}
+        {
+            "instruction": i,
+            "query": q,
+            "document": d,
+            "ids": tok.encode(canonical_prompt(i, q, d), add_special_tokens=False),
+        }
         for i, q, d in EXAMPLES
     ]
     (GOLDEN / "prompts.json").write_text(json.dumps(prompts, ensure_ascii=False, indent=1) + "\n")
@@ -45,9 +54,14 @@ def main() -> None:
         model = write_random_checkpoint(tmp, TOKENIZER, shape="tiny")
         with Reranker(str(model), backend="transformers", engine_options={"dtype": "float32"}) as ref:
             scores = ref.score_pairs([((i, q), d) for i, q, d in EXAMPLES])
-    (GOLDEN / "scores.json").write_text(json.dumps(
-        {"model": "tiny, seed 0 (qwen3_rerank.random_checkpoint)", "examples": EXAMPLES, "scores": scores},
-        ensure_ascii=False, indent=1) + "\n")
+    (GOLDEN / "scores.json").write_text(
+        json.dumps(
+            {"model": "tiny, seed 0 (qwen3_rerank.random_checkpoint)", "examples": EXAMPLES, "scores": scores},
+            ensure_ascii=False,
+            indent=1,
+        )
+        + "\n"
+    )
     print(scores, file=sys.stderr)
 
 

@@ -101,12 +101,31 @@ def launch_vllm_server(
     template.write_text(chat_template(), encoding="utf-8")
     log = workdir / f"vllm-serve-{port}.log"
     argv = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--runner", "pooling",
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--runner",
+        "pooling",
         *(["--hf-overrides", json.dumps(HF_OVERRIDES)] if original_checkpoint else []),
-        "--dtype", "float32", "--max-model-len", "8192", "--enable-prefix-caching",
-        "--max-num-batched-tokens", "8192", "--chat-template", str(template), "--api-key", API_KEY,
-        "--host", "127.0.0.1", "--port", str(port), "--uvicorn-log-level", "warning",
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "8192",
+        "--enable-prefix-caching",
+        "--max-num-batched-tokens",
+        "8192",
+        "--chat-template",
+        str(template),
+        "--api-key",
+        API_KEY,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--uvicorn-log-level",
+        "warning",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     with open(log, "wb") as out:

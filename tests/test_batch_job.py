@@ -27,8 +27,24 @@ from qwen3_rerank.batch import read_pairs, run_batch_job  # noqa: E402
 
 TOL = 1e-5
 ENGINE = {"dtype": "float32"}
-WORDS = ["cats", "purr", "dogs", "bark", "green", "tea", "Paris", "tower", "ranking", "BM25", "the", "a", "of",
-         "<|im_end|>", "<think>", "42"]
+WORDS = [
+    "cats",
+    "purr",
+    "dogs",
+    "bark",
+    "green",
+    "tea",
+    "Paris",
+    "tower",
+    "ranking",
+    "BM25",
+    "the",
+    "a",
+    "of",
+    "<|im_end|>",
+    "<think>",
+    "42",
+]
 
 
 def make_pairs(queries: int, docs: int, seed: int = 0) -> list[dict]:
@@ -37,8 +53,12 @@ def make_pairs(queries: int, docs: int, seed: int = 0) -> list[dict]:
     for q in range(queries):
         query = f"query {q}: " + " ".join(rng.choices(WORDS, k=rng.randint(2, 8)))
         for d in range(docs):
-            row = {"query_id": f"q{q}", "doc_id": d, "query": query,
-                   "document": " ".join(rng.choices(WORDS, k=rng.randint(1, 60)))}
+            row = {
+                "query_id": f"q{q}",
+                "doc_id": d,
+                "query": query,
+                "document": " ".join(rng.choices(WORDS, k=rng.randint(1, 60))),
+            }
             if q % 5 == 0:
                 row["instruction"] = "Find documents about animals"
             rows.append(row)
@@ -102,7 +122,11 @@ def test_every_pair_once_with_its_in_process_score(local_ray, tiny_model_dir, tm
     output = tmp_path / "scores.parquet"
     done: list[str] = []
     summary = job(
-        write_jsonl(pairs, tmp_path / "pairs.jsonl"), output, tiny_model_dir, shard_size=250, rank=True,
+        write_jsonl(pairs, tmp_path / "pairs.jsonl"),
+        output,
+        tiny_model_dir,
+        shard_size=250,
+        rank=True,
         on_shard_done=lambda shard, n: done.append(shard),
     )
     assert summary.complete and summary.output == str(output)
@@ -135,8 +159,9 @@ def test_a_failed_shard_is_reported_and_only_it_is_rescored(
     rows = make_pairs(queries=6, docs=50, seed=1)  # 300 pairs, 6 shards
     rows[120]["query"] = "too long " * 400  # the template and this query alone exceed max_length
     output = tmp_path / "scores.jsonl"
-    summary = job(write_parquet(rows, tmp_path / "pairs.parquet"), output, tiny_model_dir, shard_size=50,
-                  max_length=512)
+    summary = job(
+        write_parquet(rows, tmp_path / "pairs.parquet"), output, tiny_model_dir, shard_size=50, max_length=512
+    )
     assert not summary.complete and not output.exists()
     assert len(summary.failures) == 1
     failed_shard, error = summary.failures[0]
@@ -158,9 +183,25 @@ def test_a_killed_run_resumes_without_duplicates(local_ray, tiny_model_dir, tmp_
     output = tmp_path / "scores.jsonl"
     parts = tmp_path / "scores.jsonl.shards"
     argv = [
-        sys.executable, "-m", "qwen3_rerank.cli", "batch", str(source), str(output), "--model", str(tiny_model_dir),
-        "--backend", "transformers", "--dtype", "float32", "--shard-size", "50", "--actors", "1", "--quiet",
-        "--ray-address", ray.get_runtime_context().gcs_address,
+        sys.executable,
+        "-m",
+        "qwen3_rerank.cli",
+        "batch",
+        str(source),
+        str(output),
+        "--model",
+        str(tiny_model_dir),
+        "--backend",
+        "transformers",
+        "--dtype",
+        "float32",
+        "--shard-size",
+        "50",
+        "--actors",
+        "1",
+        "--quiet",
+        "--ray-address",
+        ray.get_runtime_context().gcs_address,
     ]
     process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -187,10 +228,29 @@ def test_cli_prints_the_summary(local_ray, tiny_model_dir, tmp_path) -> None:
     rows = make_pairs(queries=3, docs=10, seed=3)
     source = write_jsonl(rows, tmp_path / "pairs.jsonl")
     result = subprocess.run(
-        [sys.executable, "-m", "qwen3_rerank.cli", "batch", str(source), str(tmp_path / "out.parquet"),
-         "--model", str(tiny_model_dir), "--backend", "transformers", "--dtype", "float32", "--shard-size", "8",
-         "--rank", "--quiet", "--ray-address", ray.get_runtime_context().gcs_address],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "qwen3_rerank.cli",
+            "batch",
+            str(source),
+            str(tmp_path / "out.parquet"),
+            "--model",
+            str(tiny_model_dir),
+            "--backend",
+            "transformers",
+            "--dtype",
+            "float32",
+            "--shard-size",
+            "8",
+            "--rank",
+            "--quiet",
+            "--ray-address",
+            ray.get_runtime_context().gcs_address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "pairs: 30 in 4 shards; scored now: 30 pairs (4 shards)" in result.stderr
@@ -270,8 +330,15 @@ def test_vllm_backend_in_an_actor(local_ray, tiny_model_dir, tmp_path, reference
     rows = make_pairs(queries=10, docs=30, seed=4)
     output = tmp_path / "scores.parquet"
     summary = run_batch_job(
-        write_jsonl(rows, tmp_path / "pairs.jsonl"), output, model=str(tiny_model_dir), backend="vllm",
-        engine_options=ENGINE, shard_size=100, num_actors=1, cpus_per_actor=2, progress=False,
+        write_jsonl(rows, tmp_path / "pairs.jsonl"),
+        output,
+        model=str(tiny_model_dir),
+        backend="vllm",
+        engine_options=ENGINE,
+        shard_size=100,
+        num_actors=1,
+        cpus_per_actor=2,
+        progress=False,
     )
     assert summary.complete and summary.failures == ()
     assert_exactly_once(read_output(output), in_process(reference_reranker, rows))

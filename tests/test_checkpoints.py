@@ -101,20 +101,30 @@ def test_server_backend_scores_a_seq_cls_checkpoint_as_the_original(seq_cls_dir,
 
 def test_prompt_builder_pickles_and_deepcopies(prompt_builder) -> None:
     expected = prompt_builder.build("Find capitals", QUERY, DOCUMENTS)
-    for twin in (pickle.loads(pickle.dumps(prompt_builder)), cloudpickle.loads(cloudpickle.dumps(prompt_builder)),
-                 copy.deepcopy(prompt_builder)):
+    for twin in (
+        pickle.loads(pickle.dumps(prompt_builder)),
+        cloudpickle.loads(cloudpickle.dumps(prompt_builder)),
+        copy.deepcopy(prompt_builder),
+    ):
         assert twin.build("Find capitals", QUERY, DOCUMENTS) == expected
         assert twin.max_length == prompt_builder.max_length
 
 
 def test_reranker_pickles_as_its_settings(reference_reranker, tiny_model_dir) -> None:
     original = Reranker(
-        str(tiny_model_dir), backend="transformers", engine_options=FLOAT32, instruction="Find capitals",
-        max_length=2048, batch_size=2,
+        str(tiny_model_dir),
+        backend="transformers",
+        engine_options=FLOAT32,
+        instruction="Find capitals",
+        max_length=2048,
+        batch_size=2,
     )
     want = original.score(QUERY, DOCUMENTS)
-    for twin in (pickle.loads(pickle.dumps(original)), cloudpickle.loads(cloudpickle.dumps(original)),
-                 copy.deepcopy(original)):
+    for twin in (
+        pickle.loads(pickle.dumps(original)),
+        cloudpickle.loads(cloudpickle.dumps(original)),
+        copy.deepcopy(original),
+    ):
         with twin:
             assert twin.backend is not original.backend
             assert (twin.instruction, twin.max_length, twin.batch_size) == ("Find capitals", 2048, 2)

@@ -23,8 +23,7 @@ from qwen3_rerank import (
 )
 from qwen3_rerank.backends.base import ThreadedAsyncMixin
 
-CONTROL_SPELLINGS = ("<|", "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>",
-                     "</tool_response>")
+CONTROL_SPELLINGS = ("<|", "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
 QUERY = "what is the capital of France?"
 
 
@@ -73,8 +72,33 @@ def doc_ids_start_with_space(builder: PromptBuilder, document: str, k: int) -> b
 
 # -- the boundary rule, with the real tokenizer ----------------------------------------------------------
 
-words = st.sampled_from(["Paris", "the", " ", "  ", "\n", "\n\n", "capital", "naïve", "café", "中文", "日本語の",
-                         "😀", "🙂🙂", "'s", "'ll", "123", "4.5", "e\u0301", "—", "\t", "a\r\nb", "!?", "(x)"])
+words = st.sampled_from(
+    [
+        "Paris",
+        "the",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "capital",
+        "naïve",
+        "café",
+        "中文",
+        "日本語の",
+        "😀",
+        "🙂🙂",
+        "'s",
+        "'ll",
+        "123",
+        "4.5",
+        "e\u0301",
+        "—",
+        "\t",
+        "a\r\nb",
+        "!?",
+        "(x)",
+    ]
+)
 unicode_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400)
 documents = st.one_of(
     unicode_text,
@@ -98,15 +122,18 @@ def test_documents_cut_together_are_cut_as_each_alone(prompt_builder, batch, siz
     assert together == [prompt_builder.chunk_documents([document], size, overlap)[0] for document in batch]
 
 
-@pytest.mark.parametrize("document", [
-    "word " * 400,
-    "Paris is the capital of France. " * 60,
-    "日本語のテキストと中文混合" * 40,  # no spaces at all: cuts at character boundaries
-    "🙂" * 300,  # every character is several byte-level ids
-    "naïve café — ÅÆØ " * 50,
-    "line one\n\nline two\n" * 60,
-    "x" * 3000,
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        "word " * 400,
+        "Paris is the capital of France. " * 60,
+        "日本語のテキストと中文混合" * 40,  # no spaces at all: cuts at character boundaries
+        "🙂" * 300,  # every character is several byte-level ids
+        "naïve café — ÅÆØ " * 50,
+        "line one\n\nline two\n" * 60,
+        "x" * 3000,
+    ],
+)
 @pytest.mark.parametrize(("size", "overlap"), [(16, 0), (40, 10), (100, 99)])
 def test_chunk_rule_on_hard_texts(prompt_builder, document: str, size: int, overlap: int) -> None:
     cuts = check_cuts(prompt_builder, document, size, overlap)
@@ -164,8 +191,21 @@ def hashed(tokenizer_dir):
 
 def long_docs() -> list[str]:
     rng = random.Random(7)
-    vocab = ["Paris", "France", "capital", "city", "river", "Seine", "museum", "tower", "bread", "wine", "中文",
-             "naïve", "😀"]
+    vocab = [
+        "Paris",
+        "France",
+        "capital",
+        "city",
+        "river",
+        "Seine",
+        "museum",
+        "tower",
+        "bread",
+        "wine",
+        "中文",
+        "naïve",
+        "😀",
+    ]
     return [" ".join(rng.choice(vocab) for _ in range(n)) for n in (0, 3, 40, 200, 500)] + [""]
 
 
@@ -259,8 +299,9 @@ def test_document_shorter_than_a_chunk_exactly_one_and_empty(hashed, prompt_buil
     assert (short.token_start, short.token_end, short.char_start, short.char_end) == (0, 2, 0, 6)
     assert (one.token_start, one.token_end, one.char_start, one.char_end) == (0, 19, 0, len(exact))
     assert (empty.token_start, empty.token_end, empty.char_start, empty.char_end) == (0, 1, 0, 0)
-    assert [c.score for c in (short, one, empty)] == reranker.score(QUERY, ["Paris.", exact, ""],
-                                                                     long_documents="truncate")
+    assert [c.score for c in (short, one, empty)] == reranker.score(
+        QUERY, ["Paris.", exact, ""], long_documents="truncate"
+    )
     assert len(reranker.score_chunks(QUERY, [exact + " alpha"], chunk_tokens=19)[0]) == 2
     assert reranker.score_chunks(QUERY, []) == [] and reranker.rank(QUERY, []) == ()
 
@@ -316,13 +357,36 @@ def short_reference(tiny_model_dir, reference_reranker):
 
 def test_a_document_whose_best_chunk_is_its_last_scores_that_chunk(short_reference) -> None:
     rng = random.Random(13)
-    vocab = ["Paris", "France", "capital", "city", "river", "Seine", "museum", "tower", "bread", "wine", "cheese",
-             "history", "king", "revolution", "bridge", "island", "cathedral", "people", "language", "art"]
+    vocab = [
+        "Paris",
+        "France",
+        "capital",
+        "city",
+        "river",
+        "Seine",
+        "museum",
+        "tower",
+        "bread",
+        "wine",
+        "cheese",
+        "history",
+        "king",
+        "revolution",
+        "bridge",
+        "island",
+        "cathedral",
+        "people",
+        "language",
+        "art",
+    ]
     candidates = [" ".join(rng.choice(vocab) for _ in range(90)) for _ in range(24)]
     chunked = short_reference.score_chunks(QUERY, candidates)
     # The seeded tiny model is deterministic, so the document found here is the same on every run.
-    found = [(doc, chunks) for doc, chunks in zip(candidates, chunked, strict=True) if len(chunks) >= 3
-             and chunks[-1].score > max(c.score for c in chunks[:-1]) + 1e-4]
+    found = [
+        (doc, chunks)
+        for doc, chunks in zip(candidates, chunked, strict=True)
+        if len(chunks) >= 3 and chunks[-1].score > max(c.score for c in chunks[:-1]) + 1e-4
+    ]
     assert found, "no candidate has its best chunk last; change the seed"
     document, chunks = found[0]
     last = chunks[-1]
@@ -348,7 +412,8 @@ def test_vllm_equals_reference_in_chunk_mode(vllm_reranker, reference_reranker) 
     ref_chunks = reference_reranker.score_chunks(QUERY, docs, chunk_tokens=48, chunk_overlap=12)
     for mine, theirs in zip(got_chunks, ref_chunks, strict=True):
         assert [(c.token_start, c.token_end, c.char_start, c.char_end) for c in mine] == [
-            (c.token_start, c.token_end, c.char_start, c.char_end) for c in theirs]
+            (c.token_start, c.token_end, c.char_start, c.char_end) for c in theirs
+        ]
         assert [c.score for c in mine] == pytest.approx([c.score for c in theirs], abs=1e-5)
     pairs = [((DEFAULT_INSTRUCTION, QUERY), d) for d in docs]
     assert vllm_reranker.score_pairs(pairs, **options) == pytest.approx(got, abs=1e-5)
@@ -363,4 +428,7 @@ def test_server_text_endpoints_send_each_chunk_as_its_own_text(prompt_builder) -
     [cuts] = prompt_builder.chunk_documents([document], 24, 6)
     for cut, prompt in zip(cuts, prompt_builder.chunk_prompts(DEFAULT_INSTRUCTION, QUERY, cuts), strict=True):
         assert prompt_texts(prompt_builder.hf_tokenizer, prompt, "rerank") == (
-            DEFAULT_INSTRUCTION, QUERY, document[cut.char_start : cut.char_end])
+            DEFAULT_INSTRUCTION,
+            QUERY,
+            document[cut.char_start : cut.char_end],
+        )

@@ -18,8 +18,25 @@ MODEL_ARGS = ("--backend", "transformers", "--dtype", "float32")
 def test_rank_chunk_mode_reports_the_winning_chunk(tiny_model_dir, reference_reranker, tmp_path, capfd) -> None:
     docs_file = tmp_path / "docs.jsonl"
     docs_file.write_text("\n".join(json.dumps(d) for d in DOCS) + "\n")
-    code = main(["rank", QUERY, "-d", str(docs_file), "--model", str(tiny_model_dir), *MODEL_ARGS, "-f", "json",
-                 "--long-documents", "chunk", "--chunk-tokens", "16", "--chunk-overlap", "4"])
+    code = main(
+        [
+            "rank",
+            QUERY,
+            "-d",
+            str(docs_file),
+            "--model",
+            str(tiny_model_dir),
+            *MODEL_ARGS,
+            "-f",
+            "json",
+            "--long-documents",
+            "chunk",
+            "--chunk-tokens",
+            "16",
+            "--chunk-overlap",
+            "4",
+        ]
+    )
     assert code == 0
     rows = json.loads(capfd.readouterr().out)
     expected = reference_reranker.rank(QUERY, DOCS, long_documents="chunk", chunk_tokens=16, chunk_overlap=4)
@@ -27,9 +44,13 @@ def test_rank_chunk_mode_reports_the_winning_chunk(tiny_model_dir, reference_rer
     assert [r["score"] for r in rows] == pytest.approx([e.score for e in expected], abs=1e-6)
     for row, e in zip(rows, expected, strict=True):
         assert e.best_chunk is not None
-        assert row["chunk"] == {"index": e.best_chunk.index, "token_start": e.best_chunk.token_start,
-                                "token_end": e.best_chunk.token_end, "char_start": e.best_chunk.char_start,
-                                "char_end": e.best_chunk.char_end}
+        assert row["chunk"] == {
+            "index": e.best_chunk.index,
+            "token_start": e.best_chunk.token_start,
+            "token_end": e.best_chunk.token_end,
+            "char_start": e.best_chunk.char_start,
+            "char_end": e.best_chunk.char_end,
+        }
 
 
 def test_rank_bad_mode_and_too_many_chunks_are_one_line_errors(tiny_model_dir, tmp_path, capfd) -> None:
@@ -46,8 +67,22 @@ def test_rank_bad_mode_and_too_many_chunks_are_one_line_errors(tiny_model_dir, t
 def test_score_file_in_chunk_mode(tiny_model_dir, reference_reranker, tmp_path, capfd) -> None:
     source, scored = tmp_path / "pairs.jsonl", tmp_path / "scored.jsonl"
     source.write_text("".join(json.dumps({"query": QUERY, "document": d}) + "\n" for d in DOCS))
-    code = main(["score", str(source), "-o", str(scored), "--model", str(tiny_model_dir), *MODEL_ARGS,
-                 "--no-progress", "--long-documents", "chunk", "--chunk-tokens", "16"])
+    code = main(
+        [
+            "score",
+            str(source),
+            "-o",
+            str(scored),
+            "--model",
+            str(tiny_model_dir),
+            *MODEL_ARGS,
+            "--no-progress",
+            "--long-documents",
+            "chunk",
+            "--chunk-tokens",
+            "16",
+        ]
+    )
     assert code == 0, capfd.readouterr().err
     got = [json.loads(line)["score"] for line in scored.read_text().splitlines()]
     expected = reference_reranker.score(QUERY, DOCS, long_documents="chunk", chunk_tokens=16)
@@ -57,14 +92,42 @@ def test_score_file_in_chunk_mode(tiny_model_dir, reference_reranker, tmp_path, 
 
 def test_eval_compares_truncate_and_chunk(tiny_model_dir, tmp_path, capfd) -> None:
     pytest.importorskip("ranx")
-    common = ["eval", str(MINI), "--run", str(MINI / "first-stage.trec"), "-k", "3", "--model", str(tiny_model_dir),
-              *MODEL_ARGS, "--no-progress", "--chunk-tokens", "8"]
+    common = [
+        "eval",
+        str(MINI),
+        "--run",
+        str(MINI / "first-stage.trec"),
+        "-k",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        *MODEL_ARGS,
+        "--no-progress",
+        "--chunk-tokens",
+        "8",
+    ]
     assert main([*common, "-o", str(tmp_path / "t.trec"), "--report", str(tmp_path / "t.json")]) == 0
-    assert main([*common, "--long-documents", "chunk", "-o", str(tmp_path / "c.trec"),
-                 "--report", str(tmp_path / "c.json")]) == 0
+    assert (
+        main(
+            [*common, "--long-documents", "chunk", "-o", str(tmp_path / "c.trec"), "--report", str(tmp_path / "c.json")]
+        )
+        == 0
+    )
     capfd.readouterr()
-    assert main([*common, "--long-documents", "truncate,chunk", "-o", str(tmp_path / "both.trec"),
-                 "--report", str(tmp_path / "both.json")]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--long-documents",
+                "truncate,chunk",
+                "-o",
+                str(tmp_path / "both.trec"),
+                "--report",
+                str(tmp_path / "both.json"),
+            ]
+        )
+        == 0
+    )
     out = capfd.readouterr().out.splitlines()
     assert out[0].split() == ["metric", "first", "stage", "truncate", "delta", "chunk", "delta"]
     both = json.loads((tmp_path / "both.json").read_text())
@@ -85,11 +148,27 @@ def test_batch_actor_scores_in_chunk_mode(tiny_model_dir, reference_reranker) ->
     from qwen3_rerank.batch.scorer import ShardScorer
 
     chunking = {"long_documents": "chunk", "chunk_tokens": 16, "chunk_overlap": 4, "max_chunks": 64}
-    scorer = ShardScorer(str(tiny_model_dir), "transformers", {"dtype": "float32"}, reference_reranker.instruction,
-                         8192, 64, {}, chunking)
+    scorer = ShardScorer(
+        str(tiny_model_dir),
+        "transformers",
+        {"dtype": "float32"},
+        reference_reranker.instruction,
+        8192,
+        64,
+        {},
+        chunking,
+    )
     try:
-        batch = pa.table({"_shard": ["s"] * 3, "_row": [0, 1, 2], "query_id": ["q"] * 3, "doc_id": ["a", "b", "c"],
-                          "query": [QUERY] * 3, "document": DOCS})
+        batch = pa.table(
+            {
+                "_shard": ["s"] * 3,
+                "_row": [0, 1, 2],
+                "query_id": ["q"] * 3,
+                "doc_id": ["a", "b", "c"],
+                "query": [QUERY] * 3,
+                "document": DOCS,
+            }
+        )
         got = scorer(batch).column("score").to_pylist()
     finally:
         scorer.reranker.close()
@@ -104,8 +183,9 @@ def test_batch_job_checks_chunk_options_and_keeps_them_in_its_settings(tmp_path)
     source = tmp_path / "p.jsonl"
     source.write_text(json.dumps({"query_id": "q", "doc_id": "d", "query": QUERY, "document": "x"}) + "\n")
     with pytest.raises(ValueError, match="chunk_overlap=16 must be smaller than chunk_tokens=16"):
-        run_batch_job(source, tmp_path / "o.parquet", model="m", long_documents="chunk", chunk_tokens=16,
-                      chunk_overlap=16)
+        run_batch_job(
+            source, tmp_path / "o.parquet", model="m", long_documents="chunk", chunk_tokens=16, chunk_overlap=16
+        )
     with pytest.raises(ValueError, match="long_documents must be 'truncate' or 'chunk'"):
         run_batch_job(source, tmp_path / "o.parquet", model="m", long_documents="chunks")
     assert not (tmp_path / "o.parquet.parts").exists()

@@ -20,7 +20,11 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 600) -> subpr
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "qwen3_rerank.cli", *args],
-        input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
     )
 
 
@@ -28,8 +32,20 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 600) -> subpr
 def test_rank_with_vllm_json_output(tiny_model_dir: Path, reference_reranker, tmp_path: Path) -> None:
     docs_file = tmp_path / "docs.jsonl"
     docs_file.write_text("\n".join(json.dumps({"text": d, "id": i}) for i, d in enumerate(DOCS)) + "\n")
-    proc = run_cli("rank", "capital of France", "--documents", str(docs_file), "--model", str(tiny_model_dir),
-                   "--dtype", "float32", "--format", "json", "--top-n", "3")
+    proc = run_cli(
+        "rank",
+        "capital of France",
+        "--documents",
+        str(docs_file),
+        "--model",
+        str(tiny_model_dir),
+        "--dtype",
+        "float32",
+        "--format",
+        "json",
+        "--top-n",
+        "3",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     expected = reference_reranker.rank("capital of France", DOCS, top_n=3)
@@ -40,8 +56,17 @@ def test_rank_with_vllm_json_output(tiny_model_dir: Path, reference_reranker, tm
 
 
 def test_rank_stdin_lines_table(tiny_model_dir: Path, reference_reranker) -> None:
-    proc = run_cli("rank", "capital of France", "--model", str(tiny_model_dir), "--backend", "transformers",
-                   "--dtype", "float32", stdin="\n".join(DOCS) + "\n\n")
+    proc = run_cli(
+        "rank",
+        "capital of France",
+        "--model",
+        str(tiny_model_dir),
+        "--backend",
+        "transformers",
+        "--dtype",
+        "float32",
+        stdin="\n".join(DOCS) + "\n\n",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["rank", "score", "index", "document"]
@@ -111,4 +136,3 @@ def test_a_bug_is_not_turned_into_a_one_line_message(tmp_path: Path, monkeypatch
     with pytest.raises(type(bug)):
         main(_random_model_args(tmp_path))
     assert "qwen3-rerank: error:" not in capsys.readouterr().err
-

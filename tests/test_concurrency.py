@@ -30,8 +30,25 @@ TASKS = 64
 
 def make_sets(seed: int, n: int) -> list[tuple[str, list[str]]]:
     rng = random.Random(seed)
-    words = ["cat", "purr", "dog", "bark", "tea", "green", "Paris", "capital", "gravity", "moon", "sun", "BM25",
-             "rank", "query", "日本", "café", "😀"]
+    words = [
+        "cat",
+        "purr",
+        "dog",
+        "bark",
+        "tea",
+        "green",
+        "Paris",
+        "capital",
+        "gravity",
+        "moon",
+        "sun",
+        "BM25",
+        "rank",
+        "query",
+        "日本",
+        "café",
+        "😀",
+    ]
     sets = []
     for k in range(n):
         query = " ".join(rng.choices(words, k=rng.randint(1, 6))) + f" #{k}"

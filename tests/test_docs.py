@@ -76,8 +76,14 @@ def parse_blocks(path: Path) -> list[Block]:
             body.append(lines[j][indent:] if not lines[j][:indent].strip() else lines[j])
             j += 1
         blocks.append(
-            Block(page, i + 1, opening["lang"].lower(), "\n".join(body) + "\n",
-                  marker["kind"] if marker else None, (marker["arg"] or "").strip() if marker else None)
+            Block(
+                page,
+                i + 1,
+                opening["lang"].lower(),
+                "\n".join(body) + "\n",
+                marker["kind"] if marker else None,
+                (marker["arg"] or "").strip() if marker else None,
+            )
         )
         i = j + 1
     return blocks
@@ -260,8 +266,12 @@ def docs_results(tiny_model_dir, tmp_path_factory):
     }
     with log.open("w") as handle:
         proc = subprocess.run(
-            [sys.executable, __file__, str(spec), str(result)], env=env, stdout=handle, stderr=subprocess.STDOUT,
-            timeout=3600, cwd=root,
+            [sys.executable, __file__, str(spec), str(result)],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=3600,
+            cwd=root,
         )
     results = json.loads(result.read_text()) if result.exists() else {}
     return results, proc.returncode, log.read_text(errors="replace")[-6000:]
@@ -320,8 +330,11 @@ def _run_pages(spec_path: str, result_path: str) -> None:
                         raise RuntimeError("refused: a documentation example must not install packages")
                     else:
                         proc = subprocess.run(
-                            ["bash", "-e", "-o", "pipefail", "-c", step["code"]], cwd=directory, capture_output=True,
-                            text=True, timeout=900,
+                            ["bash", "-e", "-o", "pipefail", "-c", step["code"]],
+                            cwd=directory,
+                            capture_output=True,
+                            text=True,
+                            timeout=900,
                         )
                         if proc.returncode != 0:
                             raise RuntimeError(f"exit status {proc.returncode}; stderr ends:\n{proc.stderr[-3000:]}")

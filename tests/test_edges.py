@@ -107,8 +107,11 @@ def test_plain_lines_stay_plain() -> None:
 
 
 def test_a_lone_carriage_return_does_not_split_a_document(tmp_path: Path) -> None:
-    assert read_documents("one\rstill one\ntwo\r\n\x0cthree\u2028same\n") == ["one\rstill one", "two",
-                                                                            "\x0cthree\u2028same"]
+    assert read_documents("one\rstill one\ntwo\r\n\x0cthree\u2028same\n") == [
+        "one\rstill one",
+        "two",
+        "\x0cthree\u2028same",
+    ]
     path = tmp_path / "docs.txt"
     path.write_bytes(b"one\rstill one\r\ntwo\n")
     assert read_documents(read_input(str(path))) == ["one\rstill one", "two"]
@@ -116,15 +119,19 @@ def test_a_lone_carriage_return_does_not_split_a_document(tmp_path: Path) -> Non
 
 def test_cli_indices_with_a_lone_carriage_return(tmp_path, tokenizer_dir, monkeypatch, capfd) -> None:
     backend = RecordingBackend()
-    monkeypatch.setattr("qwen3_rerank.cli.reranker_from_args",
-                        lambda args, **kw: Reranker(str(tokenizer_dir), backend=backend))
+    monkeypatch.setattr(
+        "qwen3_rerank.cli.reranker_from_args", lambda args, **kw: Reranker(str(tokenizer_dir), backend=backend)
+    )
     path = tmp_path / "docs.txt"
     path.write_bytes(b"short\nmuch longer first\rhalf of the same document\nmid length one\n")
     code, out, err = run_main(capfd, "rank", "q", "-d", str(path), "-f", "json")
     assert code == 0, err
     rows = json.loads(out)
     assert [(r["index"], r["document"]) for r in rows] == [
-        (1, "much longer first\rhalf of the same document"), (2, "mid length one"), (0, "short")]
+        (1, "much longer first\rhalf of the same document"),
+        (2, "mid length one"),
+        (0, "short"),
+    ]
 
 
 # -- 3. one-line errors ---------------------------------------------------------------------------------
@@ -146,8 +153,7 @@ def test_bad_utf8_file_names_the_file(tmp_path, no_loading, capfd) -> None:
 
 @pytest.mark.parametrize(
     ("data", "advice"),
-    [(b"\x7fELF\x02\x01\x01\x00\x00", "binary data"), (gzip.compress(b"a\nb\n"), "zcat"),
-     (b"caf\xe9\n", "iconv")],
+    [(b"\x7fELF\x02\x01\x01\x00\x00", "binary data"), (gzip.compress(b"a\nb\n"), "zcat"), (b"caf\xe9\n", "iconv")],
 )
 def test_binary_stdin_gets_shell_advice(monkeypatch, no_loading, capfd, data, advice) -> None:
     class Stdin(io.TextIOWrapper):
@@ -161,8 +167,11 @@ def test_binary_stdin_gets_shell_advice(monkeypatch, no_loading, capfd, data, ad
 
 
 def test_engine_options_name_the_valid_ones_for_transformers_and_server(no_loading, tiny_model_dir) -> None:
-    with pytest.raises(TypeError, match=r"unknown option 'bogus'\. Valid options: batch_size, device, dtype, "
-                                        r"model_kwargs\.") as caught:
+    with pytest.raises(
+        TypeError,
+        match=r"unknown option 'bogus'\. Valid options: batch_size, device, dtype, "
+        r"model_kwargs\.",
+    ) as caught:
         Reranker(str(tiny_model_dir), backend="transformers", engine_options={"bogus": 1})
     assert isinstance(caught.value, Qwen3RerankError)
     with pytest.raises(ValueError, match=r"dtype 'float99' is not a torch floating-point dtype.*bfloat16"):
@@ -174,14 +183,22 @@ def test_engine_options_name_the_valid_ones_for_transformers_and_server(no_loadi
     with pytest.raises(ValueError, match=r"needs engine_options=\{'base_urls'"):
         Reranker(str(tiny_model_dir), backend="server")
     assert check_engine_options("transformers", {"dtype": "bfloat16", "batch_size": 4}) == {
-        "dtype": "bfloat16", "batch_size": 4}
+        "dtype": "bfloat16",
+        "batch_size": 4,
+    }
 
 
 def test_engine_options_for_the_packed_backend(no_loading, tiny_model_dir) -> None:
     assert check_engine_options("packed", {"compile": True, "token_budget": 4096, "attention": "sdpa"}) == {
-        "compile": True, "token_budget": 4096, "attention": "sdpa"}
-    with pytest.raises(TypeError, match=r"backend='packed': unknown option 'batch_size'\. Valid options: attention, "
-                                        r"compile, device, dtype, model_kwargs, token_budget\."):
+        "compile": True,
+        "token_budget": 4096,
+        "attention": "sdpa",
+    }
+    with pytest.raises(
+        TypeError,
+        match=r"backend='packed': unknown option 'batch_size'\. Valid options: attention, "
+        r"compile, device, dtype, model_kwargs, token_budget\.",
+    ):
         Reranker(str(tiny_model_dir), backend="packed", engine_options={"batch_size": 4})
     with pytest.raises(ValueError, match=r"dtype 'float99' is not a torch floating-point dtype"):
         Reranker(str(tiny_model_dir), backend="packed", engine_options={"dtype": "float99"})
@@ -192,8 +209,11 @@ def test_vllm_engine_options_come_from_engine_args(no_loading, tiny_model_dir) -
     vllm = pytest.importorskip("vllm")
     import dataclasses
 
-    with pytest.raises(TypeError, match=r"backend='vllm': unknown option 'bogus'\. Valid options: .*"
-                                        r"gpu_memory_utilization.*tensor_parallel_size") as caught:
+    with pytest.raises(
+        TypeError,
+        match=r"backend='vllm': unknown option 'bogus'\. Valid options: .*"
+        r"gpu_memory_utilization.*tensor_parallel_size",
+    ) as caught:
         Reranker(str(tiny_model_dir), engine_options={"bogus": 1})
     listed = set(str(caught.value).split("Valid options: ")[1].rstrip(".").split(", "))
     public = {f.name for f in dataclasses.fields(vllm.EngineArgs) if not f.name.startswith("_")}
@@ -205,7 +225,9 @@ def test_vllm_engine_options_come_from_engine_args(no_loading, tiny_model_dir) -
     with pytest.raises(ValueError, match=r"may not set 'hf_overrides'"):
         Reranker(str(tiny_model_dir), engine_options={"hf_overrides": {}})
     assert check_engine_options("vllm", {"dtype": "float32", "max_num_seqs": 8}) == {
-        "dtype": "float32", "max_num_seqs": 8}
+        "dtype": "float32",
+        "max_num_seqs": 8,
+    }
     # The backend's own option passes, and so do AsyncEngineArgs' fields (its engine is built from them).
     assert check_engine_options("vllm", {"max_in_flight_prompts": 4}) == {"max_in_flight_prompts": 4}
     from vllm.engine.arg_utils import AsyncEngineArgs
@@ -230,10 +252,15 @@ def test_cli_dtype_float99_is_one_line(tmp_path, no_loading, capfd) -> None:
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [(["--top-n", "0"], "top_n must be >= 1"), (["--top-n", "-1"], "top_n must be >= 1"),
-     (["--threshold", "2"], "threshold must lie in"), (["--engine-option", "nokey"], "KEY=VALUE"),
-     (["--engine-option", "=1"], "KEY=VALUE"), (["--max-length", "0"], "max_length must be a positive"),
-     (["--backend", "transformers", "--engine-option", "bogus=1"], "unknown option 'bogus'")],
+    [
+        (["--top-n", "0"], "top_n must be >= 1"),
+        (["--top-n", "-1"], "top_n must be >= 1"),
+        (["--threshold", "2"], "threshold must lie in"),
+        (["--engine-option", "nokey"], "KEY=VALUE"),
+        (["--engine-option", "=1"], "KEY=VALUE"),
+        (["--max-length", "0"], "max_length must be a positive"),
+        (["--backend", "transformers", "--engine-option", "bogus=1"], "unknown option 'bogus'"),
+    ],
 )
 def test_cli_usage_errors_exit_2_before_loading(tmp_path, no_loading, capfd, options, match) -> None:
     (tmp_path / "d.txt").write_text("a\nb\n")
@@ -272,8 +299,15 @@ def test_any_iterable_of_str_is_read_once(recorded) -> None:
             reads.append(doc)
             yield doc
 
-    factories = (generate, lambda: tuple(docs), lambda: pd.Series(docs), lambda: pd.Series(docs, index=[9, 7, 5, 3]),
-                 lambda: np.array(docs), lambda: iter(docs), lambda: (d for d in docs))
+    factories = (
+        generate,
+        lambda: tuple(docs),
+        lambda: pd.Series(docs),
+        lambda: pd.Series(docs, index=[9, 7, 5, 3]),
+        lambda: np.array(docs),
+        lambda: iter(docs),
+        lambda: (d for d in docs),
+    )
     for make in factories:
         ranked = reranker.rank("q", make())
         assert ranked == expected, type(make())
@@ -287,9 +321,13 @@ def test_any_iterable_of_str_is_read_once(recorded) -> None:
 
 @pytest.mark.parametrize(
     ("documents", "match"),
-    [("one document", r"got a single str; wrap a single document in a list: \[document\]"),
-     (b"bytes", "got a single bytes"), ({"a": "b"}, r"list\(mapping.values\(\)\)"), (None, "got NoneType"),
-     (5, "got int")],
+    [
+        ("one document", r"got a single str; wrap a single document in a list: \[document\]"),
+        (b"bytes", "got a single bytes"),
+        ({"a": "b"}, r"list\(mapping.values\(\)\)"),
+        (None, "got NoneType"),
+        (5, "got int"),
+    ],
 )
 def test_what_documents_cannot_be(recorded, documents, match) -> None:
     reranker, backend = recorded
@@ -321,9 +359,11 @@ def test_none_as_the_instruction_means_the_default(recorded) -> None:
     q, docs = "capital of France", ["Paris.", "Berlin."]
     assert sent(lambda: reranker.score((None, q), docs)) == sent(lambda: reranker.score(q, docs))
     assert sent(lambda: reranker.score((None, q), docs, instruction="Find")) == sent(
-        lambda: reranker.score(q, docs, instruction="Find"))
+        lambda: reranker.score(q, docs, instruction="Find")
+    )
     assert sent(lambda: reranker.score_pairs([((None, q), "Paris.")], instruction="Find")) == sent(
-        lambda: reranker.score_pairs([(("Find", q), "Paris.")]))
+        lambda: reranker.score_pairs([(("Find", q), "Paris.")])
+    )
     # a query's own instruction wins over the call's (docs/concepts/instructions.md)
     own = sent(lambda: reranker.score(("A", q), docs))
     assert sent(lambda: reranker.score(("A", q), docs, instruction="B")) == own
@@ -404,9 +444,24 @@ def test_first_stderr_line_of_a_failure_is_the_error(tiny_model_dir: Path) -> No
     """A failure after the model loaded (the query does not fit): no progress bar comes first."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "qwen3_rerank.cli", "rank", "a long query " * 30, "--model", str(tiny_model_dir),
-         "--backend", "transformers", "--max-length", "64"],
-        input="a doc\n", capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "qwen3_rerank.cli",
+            "rank",
+            "a long query " * 30,
+            "--model",
+            str(tiny_model_dir),
+            "--backend",
+            "transformers",
+            "--max-length",
+            "64",
+        ],
+        input="a doc\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines()[0].startswith("qwen3-rerank: error: The template, instruction and query take")

@@ -55,9 +55,16 @@ METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 
 # Injected reranker scores per (query id, doc id). q3's two documents tie on purpose.
 INJECTED = {
-    ("q1", "d4"): 0.2, ("q1", "d2"): 0.1, ("q1", "d3"): 0.9, ("q1", "d1"): 0.99, ("q1", "d10"): 0.5,
-    ("q2", "d7"): 0.3, ("q2", "d6"): 0.8, ("q2", "d5"): 0.95,
-    ("q3", "d8"): 0.4, ("q3", "d10"): 0.4,
+    ("q1", "d4"): 0.2,
+    ("q1", "d2"): 0.1,
+    ("q1", "d3"): 0.9,
+    ("q1", "d1"): 0.99,
+    ("q1", "d10"): 0.5,
+    ("q2", "d7"): 0.3,
+    ("q2", "d6"): 0.8,
+    ("q2", "d5"): 0.95,
+    ("q3", "d8"): 0.4,
+    ("q3", "d10"): 0.4,
 }
 
 
@@ -184,8 +191,11 @@ def test_trec_run_round_trips_scores_exactly(tmp_path):
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("q1 Q0 d1 1 0.5\n", "6 fields"), ("q1 Q0 d1 1 high tag\n", "not a number"),
-     ("q1 Q0 d1 1 0.5 t\nq1 Q0 d1 2 0.4 t\n", "appears twice")],
+    [
+        ("q1 Q0 d1 1 0.5\n", "6 fields"),
+        ("q1 Q0 d1 1 high tag\n", "not a number"),
+        ("q1 Q0 d1 1 0.5 t\nq1 Q0 d1 2 0.4 t\n", "appears twice"),
+    ],
 )
 def test_read_trec_run_rejects_bad_lines(tmp_path, line, message):
     path = tmp_path / "bad.trec"
@@ -207,8 +217,9 @@ def test_first_stage_metrics_match_the_hand_derivation():
     assert report.per_query["q2"]["mrr@10"] == pytest.approx(1 / 2)
     assert report.per_query["q3"] == {"ndcg@10": 0.0, "mrr@10": 0.0, "recall@10": 0.0, "recall@100": 0.0}
     assert report.overall["recall@10"] == pytest.approx(2 / 3)
-    assert_report_matches(report, oracle({"q1": ["d4", "d2", "d3", "d1", "d10"], "q2": ["d7", "d6", "d5"],
-                                          "q3": ["d8", "d10"]}))
+    assert_report_matches(
+        report, oracle({"q1": ["d4", "d2", "d3", "d1", "d10"], "q2": ["d7", "d6", "d5"], "q3": ["d8", "d10"]})
+    )
 
 
 def test_reranking_injected_scores_reproduces_the_hand_derived_metrics(injected):
@@ -222,8 +233,9 @@ def test_reranking_injected_scores_reproduces_the_hand_derived_metrics(injected)
     assert report.after.per_query["q1"]["ndcg@10"] == pytest.approx((1 + 2 / math.log2(5)) / idcg_q1)
     assert report.after.per_query["q2"] == {"ndcg@10": 1.0, "mrr@10": 1.0, "recall@10": 1.0, "recall@100": 1.0}
     assert_report_matches(report.after, oracle(expected_after))
-    assert_report_matches(report.before, oracle({"q1": ["d4", "d2", "d3", "d1", "d10"], "q2": ["d7", "d6", "d5"],
-                                                 "q3": ["d8", "d10"]}))
+    assert_report_matches(
+        report.before, oracle({"q1": ["d4", "d2", "d3", "d1", "d10"], "q2": ["d7", "d6", "d5"], "q3": ["d8", "d10"]})
+    )
     assert (report.queries_evaluated, report.queries_without_relevant, report.queries_missing_from_run) == (3, 1, 0)
     assert report.pairs_scored == len(backend.seen) == 3 + 3 + 2  # q4 (no relevant document) is not reranked
     assert {instruction for instruction, _, _ in backend.seen} == {DEFAULT_INSTRUCTION}
@@ -262,8 +274,11 @@ def test_the_tiny_model_ranking_gives_the_hand_derived_metrics(reference_reranke
 def test_identical_ids_are_dropped_unless_kept(injected):
     reranker, _ = injected
     dataset = BeirDataset(
-        name="self", split="test", queries=MappingProxyType({"d1": QUERIES["q1"]}),
-        qrels=MappingProxyType({"d1": {"d3": 1}}), corpus=MappingProxyType(TEXTS),
+        name="self",
+        split="test",
+        queries=MappingProxyType({"d1": QUERIES["q1"]}),
+        qrels=MappingProxyType({"d1": {"d3": 1}}),
+        corpus=MappingProxyType(TEXTS),
     )
     table = reranker.backend.table
     table[(QUERIES["q1"], TEXTS["d1"])] = 1.0
@@ -341,11 +356,29 @@ def test_eval_command_writes_the_run_and_the_report(tiny_model_dir, tmp_path, ca
     from qwen3_rerank.cli import main
 
     out_run, report_path = tmp_path / "reranked.trec", tmp_path / "report.json"
-    code = main([
-        "eval", str(MINI), "--run", str(MINI / "first-stage.trec"), "-k", "3", "-o", str(out_run),
-        "--report", str(report_path), "--model", str(tiny_model_dir), "--backend", "transformers",
-        "--dtype", "float32", "--instruction", "Judge relevance", "--no-progress",
-    ])
+    code = main(
+        [
+            "eval",
+            str(MINI),
+            "--run",
+            str(MINI / "first-stage.trec"),
+            "-k",
+            "3",
+            "-o",
+            str(out_run),
+            "--report",
+            str(report_path),
+            "--model",
+            str(tiny_model_dir),
+            "--backend",
+            "transformers",
+            "--dtype",
+            "float32",
+            "--instruction",
+            "Judge relevance",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = json.loads(report_path.read_text())
     assert report["instruction"] == "Judge relevance" and report["queries_evaluated"] == 3
@@ -376,11 +409,23 @@ def test_eval_command_uses_the_task_table_and_bm25(tmp_path, capfd, tiny_model_d
         (dataset / name).write_text((MINI / name).read_text())
     (dataset / "qrels").mkdir()
     (dataset / "qrels" / "test.tsv").write_text((MINI / "qrels" / "test.tsv").read_text())
-    code = main([
-        "eval", str(dataset), "--model", str(tiny_model_dir), "--backend", "transformers", "--no-progress",
-        "-o", str(tmp_path / "out.trec"), "--save-first-stage", str(tmp_path / "bm25.trec"),
-        "--report", str(tmp_path / "r.json"),
-    ])
+    code = main(
+        [
+            "eval",
+            str(dataset),
+            "--model",
+            str(tiny_model_dir),
+            "--backend",
+            "transformers",
+            "--no-progress",
+            "-o",
+            str(tmp_path / "out.trec"),
+            "--save-first-stage",
+            str(tmp_path / "bm25.trec"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 0
     assert "built-in, task 'scifact'" in capfd.readouterr().err
     report = json.loads((tmp_path / "r.json").read_text())

@@ -12,9 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_rerank_basics_example(tiny_model_dir: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "rerank_basics.py"), "--model", str(tiny_model_dir),
-         "--backend", "transformers"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            str(REPO / "examples" / "rerank_basics.py"),
+            "--model",
+            str(tiny_model_dir),
+            "--backend",
+            "transformers",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -18,8 +18,9 @@ from qwen3_rerank import EngineError, Reranker
 pytestmark = pytest.mark.vllm
 
 QUERY = "what makes cats purr"
-DOCS = [f"Document {i}: cats purr {'and purr ' * (i % 7)}when they feel {('content', 'safe')[i % 2]}."
-        for i in range(40)]
+DOCS = [
+    f"Document {i}: cats purr {'and purr ' * (i % 7)}when they feel {('content', 'safe')[i % 2]}." for i in range(40)
+]
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,9 @@ def test_out_of_memory_splits_the_batch_and_retries(vllm_reranker, expected, enc
 
     spy = encode_spy
     # a group of more than 6 prompts runs out of memory (its 7th request fails)
-    spy.fail = lambda index: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB") \
-        if index >= 6 else None
+    spy.fail = lambda index: (
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB") if index >= 6 else None
+    )
     assert vllm_reranker.score(QUERY, DOCS) == expected
     calls = spy.calls
     assert [len(b) for b in calls] == [40, 20, 10, 5, 5, 10, 5, 5, 20, 10, 5, 5, 10, 5, 5]
@@ -152,8 +154,10 @@ def _engine_dead_error() -> Exception:
 @pytest.mark.parametrize(
     ("make_error", "match"),
     [
-        (lambda: RuntimeError("CUDA error: an illegal memory access was encountered"),
-         r"vLLM failed to score 40 prompts: RuntimeError: CUDA error: an illegal memory access"),
+        (
+            lambda: RuntimeError("CUDA error: an illegal memory access was encountered"),
+            r"vLLM failed to score 40 prompts: RuntimeError: CUDA error: an illegal memory access",
+        ),
         (lambda: ValueError("something vLLM disliked"), r"vLLM failed to score 40 prompts: ValueError"),
         (_engine_dead_error, r"The vLLM engine process died while scoring 40 prompts .*restarts on the next call"),
     ],
@@ -277,8 +281,10 @@ def test_engine_killed_mid_call_gives_one_clear_error_then_restarts(own_engine, 
     # the same object keeps working: the next call restarts the engine
     started = time.monotonic()
     after = own_engine.score(QUERY, DOCS)
-    print(f"FIGURE engine death: caller woken {woken_after:.2f} s after the kill; "
-          f"next call restarted the engine and scored in {time.monotonic() - started:.1f} s")
+    print(
+        f"FIGURE engine death: caller woken {woken_after:.2f} s after the kill; "
+        f"next call restarted the engine and scored in {time.monotonic() - started:.1f} s"
+    )
     assert own_engine.backend.engine is not old_engine
     assert after == pytest.approx(before, abs=1e-6)
     assert after == pytest.approx(reference_reranker.score(QUERY, DOCS), abs=1e-5)

@@ -12,7 +12,12 @@ from qwen3_rerank.errors import Qwen3RerankValueError
 
 def test_formats_from_suffix_or_choice() -> None:
     assert [file_io.detect_format(n) for n in ("a.JSONL", "b.ndjson", "c.json", "d.csv", "e.pq", "f.parquet")] == [
-        "jsonl", "jsonl", "jsonl", "csv", "parquet", "parquet"
+        "jsonl",
+        "jsonl",
+        "jsonl",
+        "csv",
+        "parquet",
+        "parquet",
     ]
     assert file_io.detect_format("x.txt", "csv") == "csv"
     with pytest.raises(Qwen3RerankValueError, match=r"name it \.jsonl, \.ndjson, \.json, \.parquet, \.pq"):

@@ -121,8 +121,27 @@ def test_batches_and_triples_equal_one_at_a_time(builders) -> None:
 # -- generated -------------------------------------------------------------------------------------
 
 TRICKY = [
-    *" \n\r\t:<>|/_'sltmdve0123456789.,!?-", "  ", "\n\n", "'s", "'ll", "<|", "|>", "im_", "end", "think",
-    "\u200b", "\u200d", "\u0301", "é", "日", "😀", "👩\u200d👧", "\x00", "\u3000", "\ufeff", "ﬁ",
+    *" \n\r\t:<>|/_'sltmdve0123456789.,!?-",
+    "  ",
+    "\n\n",
+    "'s",
+    "'ll",
+    "<|",
+    "|>",
+    "im_",
+    "end",
+    "think",
+    "\u200b",
+    "\u200d",
+    "\u0301",
+    "é",
+    "日",
+    "😀",
+    "👩\u200d👧",
+    "\x00",
+    "\u3000",
+    "\ufeff",
+    "ﬁ",
 ]
 tricky_text = st.lists(st.sampled_from(TRICKY), max_size=40).map("".join)
 any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)

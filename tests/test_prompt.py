@@ -19,8 +19,16 @@ EXPECTED_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
     'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
 )
-CONTROL_SPELLINGS = ["<|im_end|>", "<|im_start|>", "<think>", "</think>", "<|endoftext|>", "<tool_call>",
-                     "<|vision_start|>", "<|fim_middle|>"]
+CONTROL_SPELLINGS = [
+    "<|im_end|>",
+    "<|im_start|>",
+    "<think>",
+    "</think>",
+    "<|endoftext|>",
+    "<tool_call>",
+    "<|vision_start|>",
+    "<|fim_middle|>",
+]
 
 
 def whole_string_ids(builder: PromptBuilder, instruction: str, query: str, document: str) -> list[int]:
@@ -55,9 +63,9 @@ def test_a_one_token_change_is_detected(prompt_builder: PromptBuilder) -> None:
     assert got != case["ids"]
 
 
-plain_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60
-) | st.sampled_from(["", " ", "  ", "\n", "\n\n", " \n ", "'s", "'ll x", ":", ">:", "\u0301e", "😀", "中文", "a\r\nb"])
+plain_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60) | st.sampled_from(
+    ["", " ", "  ", "\n", "\n\n", " \n ", "'s", "'ll x", ":", ">:", "\u0301e", "😀", "中文", "a\r\nb"]
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -114,8 +122,9 @@ def test_truncation_cuts_only_the_document_from_its_end(prompt_builder: PromptBu
 
 def test_prompt_within_budget_is_not_truncated(prompt_builder: PromptBuilder) -> None:
     exact = len(prompt_builder.build_one("i", "q", "some document"))
-    assert PromptBuilder(prompt_builder.hf_tokenizer, max_length=exact).build_one("i", "q", "some document") == \
-        prompt_builder.build_one("i", "q", "some document")
+    assert PromptBuilder(prompt_builder.hf_tokenizer, max_length=exact).build_one(
+        "i", "q", "some document"
+    ) == prompt_builder.build_one("i", "q", "some document")
 
 
 def test_instruction_and_query_too_long_is_a_clear_error(prompt_builder: PromptBuilder) -> None:

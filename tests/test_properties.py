@@ -59,8 +59,9 @@ any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_siz
 blank = st.sampled_from(["", " ", "  ", "\n", "\t \n", "\r\n", "\u200b", "\u3000", "\u00a0", "\ufeff"])
 control = st.sampled_from(CONTROL_TEXTS)
 spliced = st.tuples(any_text, control, any_text).map("".join)
-huge = st.builds(lambda unit, n: unit * n, st.sampled_from(["purr ", "x", "日本", "😀", "<|im_end|>"]),
-                 st.integers(2_000, 30_000))
+huge = st.builds(
+    lambda unit, n: unit * n, st.sampled_from(["purr ", "x", "日本", "😀", "<|im_end|>"]), st.integers(2_000, 30_000)
+)
 
 
 def doc_texts(allow_huge: bool = True) -> st.SearchStrategy[str]:
@@ -236,8 +237,11 @@ def test_vllm_async_equals_sync(vllm_reranker, query, docs) -> None:
 
 @vllm
 @prop_settings(20)
-@given(items=st.lists(st.tuples(st.sampled_from(["q1", "<|im_end|>", ("Find recipes", "q1"), ""]), doc_texts()),
-                      max_size=12))
+@given(
+    items=st.lists(
+        st.tuples(st.sampled_from(["q1", "<|im_end|>", ("Find recipes", "q1"), ""]), doc_texts()), max_size=12
+    )
+)
 def test_vllm_pairs_map_to_their_own_query(vllm_reranker, items) -> None:
     pairs_map_to_their_own_query(vllm_reranker, items)
 

@@ -41,8 +41,10 @@ def llama():
 
 def llama_nodes(llama, texts: list[str]):
     _, NodeWithScore, TextNode, _ = llama
-    return [NodeWithScore(node=TextNode(text=t, id_=f"node-{i}", metadata={"i": i}), score=float(i))
-            for i, t in enumerate(texts)]
+    return [
+        NodeWithScore(node=TextNode(text=t, id_=f"node-{i}", metadata={"i": i}), score=float(i))
+        for i, t in enumerate(texts)
+    ]
 
 
 @prop_settings(25)

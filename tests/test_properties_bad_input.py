@@ -53,12 +53,19 @@ def spy(tokenizer_dir) -> tuple[Reranker, SpyBackend]:
 
 
 not_text = st.one_of(
-    st.none(), st.binary(max_size=8), st.integers(), st.floats(allow_nan=True), st.booleans(),
-    st.lists(st.text(max_size=3), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
-    st.builds(bytearray, st.binary(max_size=4)), st.builds(object),
+    st.none(),
+    st.binary(max_size=8),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.lists(st.text(max_size=3), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+    st.builds(bytearray, st.binary(max_size=4)),
+    st.builds(object),
 )
-surrogate_text = st.builds(lambda a, s, b: a + s + b, st.text(max_size=5), st.characters(categories=("Cs",)),
-                           st.text(max_size=5))
+surrogate_text = st.builds(
+    lambda a, s, b: a + s + b, st.text(max_size=5), st.characters(categories=("Cs",)), st.text(max_size=5)
+)
 
 
 @prop_settings(200)
@@ -110,8 +117,14 @@ def test_bad_top_n(spy, top_n) -> None:
 
 
 @prop_settings(200)
-@given(threshold=st.one_of(st.floats().filter(lambda x: not 0.0 <= x <= 1.0),
-                           st.integers().filter(lambda x: x not in (0, 1)), st.text(max_size=3), st.booleans()))
+@given(
+    threshold=st.one_of(
+        st.floats().filter(lambda x: not 0.0 <= x <= 1.0),
+        st.integers().filter(lambda x: x not in (0, 1)),
+        st.text(max_size=3),
+        st.booleans(),
+    )
+)
 def test_bad_threshold(spy, threshold) -> None:
     reranker, _ = spy
     numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
@@ -161,9 +174,12 @@ def test_instruction_and_query_longer_than_the_budget(spy) -> None:
     reranker, backend = spy
     calls = backend.calls
     long_query = "word " * 600  # max_length is 512 here
-    for call in (lambda: reranker.score(long_query, ["d"]), lambda: reranker.rank(long_query, ["d"]),
-                 lambda: reranker.score("q", ["d"], instruction=long_query),
-                 lambda: reranker.score_pairs([("q", "d"), (long_query, "d")])):
+    for call in (
+        lambda: reranker.score(long_query, ["d"]),
+        lambda: reranker.rank(long_query, ["d"]),
+        lambda: reranker.score("q", ["d"], instruction=long_query),
+        lambda: reranker.score_pairs([("q", "d"), (long_query, "d")]),
+    ):
         with pytest.raises(PromptTooLongError, match=r"max_length=512; only the document is ever truncated"):
             call()
     assert backend.calls == calls

@@ -9,14 +9,33 @@ import qwen3_rerank
 
 
 def test_all_is_pinned() -> None:
-    assert sorted(qwen3_rerank.__all__) == sorted([
-        "BackendNotInstalledError", "DEFAULT_INSTRUCTION", "DEFAULT_MAX_LENGTH", "DEFAULT_MODEL", "DocumentChunk",
-        "DocumentTooLongError", "EngineError", "ModelNotFoundError", "NO_TOKEN_ID", "NotAQwen3RerankerError",
-        "PromptBuilder", "PromptTooLongError",
-        "Qwen3RerankError", "Qwen3RerankFileNotFoundError", "Qwen3RerankTypeError", "Qwen3RerankValueError",
-        "RankedDocument", "Reranker", "ServerError", "YES_TOKEN_ID", "__version__",
-        "canonical_prompt", "relevance_from_logits",
-    ])
+    assert sorted(qwen3_rerank.__all__) == sorted(
+        [
+            "BackendNotInstalledError",
+            "DEFAULT_INSTRUCTION",
+            "DEFAULT_MAX_LENGTH",
+            "DEFAULT_MODEL",
+            "DocumentChunk",
+            "DocumentTooLongError",
+            "EngineError",
+            "ModelNotFoundError",
+            "NO_TOKEN_ID",
+            "NotAQwen3RerankerError",
+            "PromptBuilder",
+            "PromptTooLongError",
+            "Qwen3RerankError",
+            "Qwen3RerankFileNotFoundError",
+            "Qwen3RerankTypeError",
+            "Qwen3RerankValueError",
+            "RankedDocument",
+            "Reranker",
+            "ServerError",
+            "YES_TOKEN_ID",
+            "__version__",
+            "canonical_prompt",
+            "relevance_from_logits",
+        ]
+    )
     for name in qwen3_rerank.__all__:
         assert hasattr(qwen3_rerank, name)
     assert (qwen3_rerank.YES_TOKEN_ID, qwen3_rerank.NO_TOKEN_ID) == (9693, 2152)
@@ -33,14 +52,30 @@ def test_adapter_support_is_pinned() -> None:
     """The module the adapters build on: public for adapter authors, stable within 0.1."""
     from qwen3_rerank import adapter_support
 
-    assert sorted(adapter_support.__all__) == sorted([
-        "CHUNK_FIELDS", "RERANKER_FIELDS", "RerankerAdapterMixin", "adapter_arank", "adapter_fields",
-        "adapter_rank", "check_chunk_fields", "chosen_model", "chunk_metadata", "coerce_threshold",
-        "coerce_top_n", "given_reranker",
-    ])
+    assert sorted(adapter_support.__all__) == sorted(
+        [
+            "CHUNK_FIELDS",
+            "RERANKER_FIELDS",
+            "RerankerAdapterMixin",
+            "adapter_arank",
+            "adapter_fields",
+            "adapter_rank",
+            "check_chunk_fields",
+            "chosen_model",
+            "chunk_metadata",
+            "coerce_threshold",
+            "coerce_top_n",
+            "given_reranker",
+        ]
+    )
     assert adapter_support.CHUNK_FIELDS == ("long_documents", "chunk_tokens", "chunk_overlap", "max_chunks")
     assert adapter_support.RERANKER_FIELDS == (
-        "backend", "engine_options", "max_length", "batch_size", "tokenizer", "show_progress"
+        "backend",
+        "engine_options",
+        "max_length",
+        "batch_size",
+        "tokenizer",
+        "show_progress",
     )
 
 
@@ -72,10 +107,16 @@ def test_every_error_derives_from_the_base_and_its_builtin() -> None:
     from qwen3_rerank import errors
 
     builtins = {
-        "Qwen3RerankValueError": ValueError, "Qwen3RerankTypeError": TypeError, "PromptTooLongError": ValueError,
-        "NotAQwen3RerankerError": ValueError, "Qwen3RerankFileNotFoundError": FileNotFoundError,
-        "ModelNotFoundError": FileNotFoundError, "BackendNotInstalledError": ImportError,
-        "EngineError": RuntimeError, "ServerError": RuntimeError, "DocumentTooLongError": ValueError,
+        "Qwen3RerankValueError": ValueError,
+        "Qwen3RerankTypeError": TypeError,
+        "PromptTooLongError": ValueError,
+        "NotAQwen3RerankerError": ValueError,
+        "Qwen3RerankFileNotFoundError": FileNotFoundError,
+        "ModelNotFoundError": FileNotFoundError,
+        "BackendNotInstalledError": ImportError,
+        "EngineError": RuntimeError,
+        "ServerError": RuntimeError,
+        "DocumentTooLongError": ValueError,
     }
     assert sorted(builtins) == sorted(set(errors.__all__) - {"Qwen3RerankError"})
     for name, builtin in builtins.items():

@@ -14,9 +14,13 @@ from qwen3_rerank.score_file import score_file
 
 ROWS = [
     {"id": 1, "query": "capital of France", "document": "Paris is the capital of France.", "instruction": None},
-    {"id": 2, "query": "capital of France", "document": "Berlin, with \"quotes\",\nand a newline", "lang": "en"},
-    {"id": 3, "query": "what is BM25", "document": "BM25 ranks documents by term statistics.",
-     "instruction": "Given a question, retrieve passages that answer it"},
+    {"id": 2, "query": "capital of France", "document": 'Berlin, with "quotes",\nand a newline', "lang": "en"},
+    {
+        "id": 3,
+        "query": "what is BM25",
+        "document": "BM25 ranks documents by term statistics.",
+        "instruction": "Given a question, retrieve passages that answer it",
+    },
     {"id": 4, "query": "what is BM25", "document": "", "instruction": ""},
     {"id": 5, "query": "ünïcödé <|im_end|>", "document": "日本語のテキスト", "tags": ["a", "b"]},
 ]
@@ -307,9 +311,12 @@ def test_bad_files_are_refused_before_scoring(fake, tmp_path):
     (tmp_path / "in.csv").write_text("question,passage\nq,d\n")
     with pytest.raises(ValueError, match=r"no 'query' column .*--query-column"):
         score_file(reranker, tmp_path / "in.csv", tmp_path / "out.csv")
-    assert score_file(
-        reranker, tmp_path / "in.csv", tmp_path / "out.csv", query_column="question", document_column="passage"
-    ).rows_scored == 1
+    assert (
+        score_file(
+            reranker, tmp_path / "in.csv", tmp_path / "out.csv", query_column="question", document_column="passage"
+        ).rows_scored
+        == 1
+    )
     with pytest.raises(ValueError, match="cannot tell the format"):
         score_file(reranker, write_jsonl(tmp_path / "in.txt", ROWS), tmp_path / "out.txt")
     with pytest.raises(ValueError, match="input's format"):
@@ -326,8 +333,20 @@ def test_score_command_scores_then_resumes_to_nothing(tiny_model_dir, tmp_path, 
 
     source = write_jsonl(tmp_path / "pairs.jsonl", ROWS)
     out = tmp_path / "scored.jsonl"
-    args = ["score", str(source), "-o", str(out), "--model", str(tiny_model_dir), "--backend", "transformers",
-            "--dtype", "float32", "--chunk-size", "2"]
+    args = [
+        "score",
+        str(source),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model_dir),
+        "--backend",
+        "transformers",
+        "--dtype",
+        "float32",
+        "--chunk-size",
+        "2",
+    ]
     assert main(args) == 0
     err = capfd.readouterr().err
     assert "scored 5 rows" in err and "pair/s" in err  # the progress bar's rate

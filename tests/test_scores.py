@@ -35,7 +35,7 @@ def random_sets(seed: int, n_sets: int):
 
 def test_relevance_is_sigmoid_of_logit_difference() -> None:
     assert relevance_from_logits(0.0, 0.0) == 0.5
-    assert relevance_from_logits(2.0, 1.0) == pytest.approx(1 / (1 + 2.718281828459045 ** -1))
+    assert relevance_from_logits(2.0, 1.0) == pytest.approx(1 / (1 + 2.718281828459045**-1))
     assert relevance_from_logits(-1000.0, 1000.0) == 0.0
     assert relevance_from_logits(1000.0, -1000.0) == 1.0
 

@@ -41,6 +41,7 @@ def _boot_server_early(request: pytest.FixtureRequest) -> None:
     if any("vllm_server" in getattr(item, "fixturenames", ()) for item in selected):
         request.getfixturevalue("vllm_server_launch")
 
+
 TOL = 1e-5
 QUERY = "Which animals purr when they are content?"
 DOCUMENTS = [
@@ -121,9 +122,16 @@ def test_a_backend_object_is_accepted(backend, tiny_model_dir, prompts, expected
 
 @pytest.mark.parametrize("endpoint", ["rerank", "score"])
 def test_text_endpoints_match_for_plain_text(vllm_server, endpoint, prompts, expected, tiny_model_dir) -> None:
-    with ServerBackend(
-        vllm_server.url, api_key=vllm_server.api_key, endpoint=endpoint, tokenizer=str(tiny_model_dir), batch_size=25
-    ) as backend, warnings.catch_warnings():
+    with (
+        ServerBackend(
+            vllm_server.url,
+            api_key=vllm_server.api_key,
+            endpoint=endpoint,
+            tokenizer=str(tiny_model_dir),
+            batch_size=25,
+        ) as backend,
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("error")  # plain text: no control-token warning
         assert close_to(backend.score_prompts(prompts), expected)
 
@@ -132,9 +140,12 @@ def test_text_endpoints_warn_and_differ_on_control_token_spellings(vllm_server, 
     prompts = prompt_builder.build(DEFAULT_INSTRUCTION, QUERY, ["cats <|im_end|> purr", "cats purr"])
     with ServerBackend(vllm_server.url, api_key=vllm_server.api_key, batch_size=4) as exact:
         want = exact.score_prompts(prompts)
-    with ServerBackend(
-        vllm_server.url, api_key=vllm_server.api_key, endpoint="rerank", tokenizer=str(tiny_model_dir)
-    ) as text, pytest.warns(UserWarning, match="spells a control token"):
+    with (
+        ServerBackend(
+            vllm_server.url, api_key=vllm_server.api_key, endpoint="rerank", tokenizer=str(tiny_model_dir)
+        ) as text,
+        pytest.warns(UserWarning, match="spells a control token"),
+    ):
         got = text.score_prompts(prompts)
     assert abs(got[1] - want[1]) <= TOL
     assert abs(got[0] - want[0]) > 1e-4  # the server read <|im_end|> as the control token
@@ -233,7 +244,12 @@ def test_server_restarting_mid_run_completes(vllm_server, prompts, expected) -> 
     proxy = FaultProxy(vllm_server.url, delay=0.05)
     try:
         with ServerBackend(
-            proxy.url, api_key=vllm_server.api_key, batch_size=2, max_concurrency=2, retries=30, backoff=0.05,
+            proxy.url,
+            api_key=vllm_server.api_key,
+            batch_size=2,
+            max_concurrency=2,
+            retries=30,
+            backoff=0.05,
             max_backoff=0.2,
         ) as backend:
             restarted = threading.Event()

@@ -19,10 +19,20 @@ URL = "http://127.0.0.1:9"
 @pytest.mark.parametrize(
     ("endpoint", "body"),
     [
-        ("classify", {"data": [{"index": 2, "probs": [0.3]}, {"index": 0, "probs": [0.1]},
-                               {"index": 1, "probs": [0.2]}]}),
-        ("rerank", {"results": [{"index": 1, "relevance_score": 0.2}, {"index": 2, "relevance_score": 0.3},
-                                {"index": 0, "relevance_score": 0.1}]}),
+        (
+            "classify",
+            {"data": [{"index": 2, "probs": [0.3]}, {"index": 0, "probs": [0.1]}, {"index": 1, "probs": [0.2]}]},
+        ),
+        (
+            "rerank",
+            {
+                "results": [
+                    {"index": 1, "relevance_score": 0.2},
+                    {"index": 2, "relevance_score": 0.3},
+                    {"index": 0, "relevance_score": 0.1},
+                ]
+            },
+        ),
         ("score", {"data": [{"index": 0, "score": 0.1}, {"index": 2, "score": 0.3}, {"index": 1, "score": 0.2}]}),
     ],
 )
@@ -66,29 +76,37 @@ def test_classify_sends_ids_in_batches_and_in_order() -> None:
 
 @pytest.fixture(scope="module")
 def mixed_prompts(prompt_builder) -> list[list[int]]:
-    return prompt_builder.build_triples([
-        (DEFAULT_INSTRUCTION, "q1", "d0"),
-        ("Find recipes", "q1", "d1"),
-        (DEFAULT_INSTRUCTION, "q2", "d2"),
-        (DEFAULT_INSTRUCTION, "q1", "d3"),
-    ])
+    return prompt_builder.build_triples(
+        [
+            (DEFAULT_INSTRUCTION, "q1", "d0"),
+            ("Find recipes", "q1", "d1"),
+            (DEFAULT_INSTRUCTION, "q2", "d2"),
+            (DEFAULT_INSTRUCTION, "q1", "d3"),
+        ]
+    )
 
 
 def test_rerank_groups_by_instruction_and_query(prompt_builder, mixed_prompts) -> None:
-    jobs = plan_requests("rerank", mixed_prompts, batch_size=8, served_model_name=None,
-                         tokenizer=prompt_builder.hf_tokenizer)
+    jobs = plan_requests(
+        "rerank", mixed_prompts, batch_size=8, served_model_name=None, tokenizer=prompt_builder.hf_tokenizer
+    )
     assert [(job.positions, job.body["query"], job.body["documents"]) for job in jobs] == [
-        ((0, 3), "q1", ["d0", "d3"]), ((1,), "q1", ["d1"]), ((2,), "q2", ["d2"])
+        ((0, 3), "q1", ["d0", "d3"]),
+        ((1,), "q1", ["d1"]),
+        ((2,), "q2", ["d2"]),
     ]
     assert jobs[1].body["chat_template_kwargs"] == {"instruction": "Find recipes"}
     assert jobs[0].body["top_n"] == 2
 
 
 def test_score_groups_by_instruction_only(prompt_builder, mixed_prompts) -> None:
-    jobs = plan_requests("score", mixed_prompts, batch_size=2, served_model_name=None,
-                         tokenizer=prompt_builder.hf_tokenizer)
+    jobs = plan_requests(
+        "score", mixed_prompts, batch_size=2, served_model_name=None, tokenizer=prompt_builder.hf_tokenizer
+    )
     assert [(job.positions, job.body["queries"]) for job in jobs] == [
-        ((0, 2), ["q1", "q2"]), ((3,), ["q1"]), ((1,), ["q1"])
+        ((0, 2), ["q1", "q2"]),
+        ((3,), ["q1"]),
+        ((1,), ["q1"]),
     ]
 
 

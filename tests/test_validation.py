@@ -44,8 +44,9 @@ def test_bad_top_n(reranker, top_n, error) -> None:
         reranker.rank("q", ["d"], top_n=top_n)
 
 
-@pytest.mark.parametrize(("threshold", "error"), [(-0.1, ValueError), (1.01, ValueError), (math.nan, ValueError),
-                                                  ("0.5", TypeError)])
+@pytest.mark.parametrize(
+    ("threshold", "error"), [(-0.1, ValueError), (1.01, ValueError), (math.nan, ValueError), ("0.5", TypeError)]
+)
 def test_bad_threshold(reranker, threshold, error) -> None:
     with pytest.raises(error, match="threshold"):
         reranker.rank("q", ["d"], threshold=threshold)

@@ -148,8 +148,14 @@ def test_an_output_carrying_an_error_is_never_a_score(vllm_reranker, prompt_buil
             return real(prompt, params, request_id, *args, **kwargs)
 
         async def failed():
-            yield PoolingRequestOutput(request_id, None, list(prompt["prompt_token_ids"]), 0, True,
-                                       error=RequestError(code="internal_error", message="the worker fell over"))
+            yield PoolingRequestOutput(
+                request_id,
+                None,
+                list(prompt["prompt_token_ids"]),
+                0,
+                True,
+                error=RequestError(code="internal_error", message="the worker fell over"),
+            )
 
         return failed()
 

@@ -86,15 +86,15 @@ class ChunkPlan:
         """The chunks of each document, in text order, with their scores."""
         flat = iter(scores)
         return [
-            tuple(DocumentChunk(c.index, c.token_start, c.token_end, c.char_start, c.char_end, next(flat))
-                  for c in doc_chunks)
+            tuple(
+                DocumentChunk(c.index, c.token_start, c.token_end, c.char_start, c.char_end, next(flat))
+                for c in doc_chunks
+            )
             for doc_chunks in self.chunks
         ]
 
 
-def plan_chunks(
-    builder: PromptBuilder, triples: Sequence[tuple[str, str, str]], options: ChunkOptions
-) -> ChunkPlan:
+def plan_chunks(builder: PromptBuilder, triples: Sequence[tuple[str, str, str]], options: ChunkOptions) -> ChunkPlan:
     """Cut the documents of (instruction, query, document) triples and build every chunk's prompt.
 
     Raises DocumentTooLongError, before anything is scored, when a document needs more than max_chunks.
@@ -121,6 +121,7 @@ def plan_chunks(
     chunks: list[list[DocumentChunk]] = []
     for (instruction, query, _), doc_cuts in zip(triples, cuts, strict=True):
         prompts.extend(builder.chunk_prompts(instruction, query, doc_cuts))
-        chunks.append([DocumentChunk(i, c.token_start, c.token_end, c.char_start, c.char_end)
-                       for i, c in enumerate(doc_cuts)])
+        chunks.append(
+            [DocumentChunk(i, c.token_start, c.token_end, c.char_start, c.char_end) for i, c in enumerate(doc_cuts)]
+        )
     return ChunkPlan(prompts, chunks)

@@ -173,8 +173,11 @@ def _check_torch_dtype(dtype: Any) -> None:
     import torch
 
     # 8-bit float formats are storage types, not dtypes a model can compute in.
-    names = sorted(name for name, value in vars(torch).items()
-                   if isinstance(value, torch.dtype) and value.is_floating_point and value.itemsize >= 2)
+    names = sorted(
+        name
+        for name, value in vars(torch).items()
+        if isinstance(value, torch.dtype) and value.is_floating_point and value.itemsize >= 2
+    )
     if dtype not in names:
         raise Qwen3RerankValueError(
             f"dtype {dtype!r} is not a torch floating-point dtype (--dtype, or engine_options['dtype']); use "

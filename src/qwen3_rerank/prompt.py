@@ -193,8 +193,14 @@ def _plain_text_tokenizer(hf_tokenizer: Any) -> Tokenizer:
 
 
 def _check_is_qwen3_reranker_vocabulary(hf_tokenizer: Any, prefix_ids: Sequence[int]) -> None:
-    expected = {"yes": YES_TOKEN_ID, "no": NO_TOKEN_ID, "<|im_start|>": _IM_START, "<|im_end|>": _IM_END,
-                "<think>": _THINK, "</think>": _END_THINK}
+    expected = {
+        "yes": YES_TOKEN_ID,
+        "no": NO_TOKEN_ID,
+        "<|im_start|>": _IM_START,
+        "<|im_end|>": _IM_END,
+        "<think>": _THINK,
+        "</think>": _END_THINK,
+    }
     got = {text: hf_tokenizer.convert_tokens_to_ids(text) for text in expected}
     suffix_ids = tuple(hf_tokenizer.encode(SUFFIX, add_special_tokens=False))
     if got != expected or suffix_ids != SUFFIX_IDS or not prefix_ids or prefix_ids[0] != _IM_START:
@@ -289,8 +295,10 @@ class PromptBuilder:
             )
         texts = [" " + doc for doc in documents]
         encodings = self._plain.encode_batch(texts, add_special_tokens=False)
-        cutters = [self._cut(text, enc.ids, enc.offsets, chunk_tokens, chunk_overlap)
-                   for text, enc in zip(texts, encodings, strict=True)]
+        cutters = [
+            self._cut(text, enc.ids, enc.offsets, chunk_tokens, chunk_overlap)
+            for text, enc in zip(texts, encodings, strict=True)
+        ]
         # Each cutter asks for its planned chunks to be tokenized; the asks of all documents go to the
         # tokenizer as one batch (which it spreads over the cores) instead of one small batch per document.
         cuts: list[list[_Cut]] = [[] for _ in cutters]
@@ -300,8 +308,9 @@ class PromptBuilder:
         while asked:
             this_round = list(asked.items())
             asked.clear()
-            encoded = self._plain.encode_batch([t for _, chunk_texts in this_round for t in chunk_texts],
-                                               add_special_tokens=False)
+            encoded = self._plain.encode_batch(
+                [t for _, chunk_texts in this_round for t in chunk_texts], add_special_tokens=False
+            )
             offset = 0
             for position, chunk_texts in this_round:
                 _step(position, cutters[position], encoded[offset : offset + len(chunk_texts)], asked, cuts)
@@ -392,7 +401,8 @@ class PromptBuilder:
         plan = self.plan(instruction, query)
         if plan.document_budget < 0:
             context = (
-                f"the model's context is {self.context_length} tokens" if self.context_length
+                f"the model's context is {self.context_length} tokens"
+                if self.context_length
                 else "up to the model's context, max_position_embeddings in its config.json"
             )
             raise PromptTooLongError(

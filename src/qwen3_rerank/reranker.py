@@ -122,10 +122,18 @@ class Reranker:
         check_text(model, "model")
         # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
         self._settings: dict[str, Any] = {
-            "model": model, "backend": backend, "instruction": instruction, "max_length": max_length,
-            "batch_size": batch_size, "engine_options": None if engine_options is None else dict(engine_options),
-            "tokenizer": tokenizer, "show_progress": show_progress, "long_documents": long_documents,
-            "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap, "max_chunks": max_chunks,
+            "model": model,
+            "backend": backend,
+            "instruction": instruction,
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "engine_options": None if engine_options is None else dict(engine_options),
+            "tokenizer": tokenizer,
+            "show_progress": show_progress,
+            "long_documents": long_documents,
+            "chunk_tokens": chunk_tokens,
+            "chunk_overlap": chunk_overlap,
+            "max_chunks": max_chunks,
         }
         self.chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         self.instruction = check_text(instruction, "instruction")
@@ -288,8 +296,9 @@ class Reranker:
         if options.chunked:
             docs, triples = self._query_triples(query, documents, instruction)
             plan = plan_chunks(self.prompts, triples, options)
-            return _Job(plan.prompts,
-                        lambda scores: _ranked_chunks(docs, plan.finish(scores), top_n, threshold, return_chunks))
+            return _Job(
+                plan.prompts, lambda scores: _ranked_chunks(docs, plan.finish(scores), top_n, threshold, return_chunks)
+            )
         docs, prompts = self._query_prompts(query, documents, instruction)
         return _Job(prompts, lambda scores: order_by_score(docs, scores, top_n=top_n, threshold=threshold))
 
@@ -370,9 +379,7 @@ class Reranker:
         ``return_chunks=True`` its ``chunks`` hold every chunk's score.
         """
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(
-            self._rank_job(query, documents, top_n, threshold, instruction, options, return_chunks)
-        )
+        return self._run(self._rank_job(query, documents, top_n, threshold, instruction, options, return_chunks))
 
     # -- async API: the same jobs, built in a worker thread, scored without blocking the event loop ----------
 
@@ -441,9 +448,7 @@ class Reranker:
     ) -> tuple[RankedDocument, ...]:
         """Async :meth:`rank`."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(
-            self._rank_job, query, documents, top_n, threshold, instruction, options, return_chunks
-        )
+        return await self._arun(self._rank_job, query, documents, top_n, threshold, instruction, options, return_chunks)
 
     def with_options(
         self,

@@ -35,8 +35,7 @@ def order_by_score(
 ) -> tuple[RankedDocument, ...]:
     """Best first; equal scores keep input order; ``threshold`` keeps scores >= it; then ``top_n``."""
     ranked = [
-        RankedDocument(index=i, score=s, document=d)
-        for i, (d, s) in enumerate(zip(documents, scores, strict=True))
+        RankedDocument(index=i, score=s, document=d) for i, (d, s) in enumerate(zip(documents, scores, strict=True))
     ]
     # sorted() is stable, so ties stay in input order.
     ranked.sort(key=lambda r: -r.score)

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "ScoreFileJob", "ScoreFileResult", "detect_format", "plan_score_file", "score_file"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Columns:
     query: str = "query"
@@ -561,7 +560,11 @@ class ScoreFileJob:
             from tqdm.auto import tqdm
 
             bar = tqdm(
-                total=self.rows_total, initial=self.rows_done, unit="pair", desc="scoring", dynamic_ncols=True,
+                total=self.rows_total,
+                initial=self.rows_done,
+                unit="pair",
+                desc="scoring",
+                dynamic_ncols=True,
                 smoothing=0.05,
             )
         try:
@@ -665,8 +668,14 @@ def score_file(
         show_progress: a tqdm bar with pairs/s and the time left.
     """
     job = plan_score_file(
-        input_path, output_path, file_format=file_format, chunk_size=chunk_size, query_column=query_column,
-        document_column=document_column, instruction_column=instruction_column, score_column=score_column,
+        input_path,
+        output_path,
+        file_format=file_format,
+        chunk_size=chunk_size,
+        query_column=query_column,
+        document_column=document_column,
+        instruction_column=instruction_column,
+        score_column=score_column,
         overwrite=overwrite,
     )
     return job.run(reranker, show_progress=show_progress)

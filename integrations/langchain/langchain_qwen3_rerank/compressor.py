@@ -126,7 +126,12 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """
         docs, texts = _request(documents, allow_text=False)
         ranked = adapter_rank(
-            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+            self._reranker,
+            query,
+            texts,
+            self.top_n,
+            self.score_threshold,
+            instruction=self.instruction,
             **self._chunking(),
         )
         return [_scored(docs[r.index], r) for r in ranked]
@@ -137,7 +142,12 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """Async :meth:`compress_documents`; the engine works off the event loop."""
         docs, texts = _request(documents, allow_text=False)
         ranked = await adapter_arank(
-            self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+            self._reranker,
+            query,
+            texts,
+            self.top_n,
+            self.score_threshold,
+            instruction=self.instruction,
             **self._chunking(),
         )
         return [_scored(docs[r.index], r) for r in ranked]
@@ -245,9 +255,11 @@ def _rows(docs: list[Any], ranked: Sequence[RankedDocument]) -> list[dict[str, A
     rows = []
     for r in ranked:
         doc = docs[r.index]
-        rows.append({
-            "index": r.index,
-            "relevance_score": r.score,
-            "document": _scored(doc, r) if isinstance(doc, Document) else doc,
-        })
+        rows.append(
+            {
+                "index": r.index,
+                "relevance_score": r.score,
+                "document": _scored(doc, r) if isinstance(doc, Document) else doc,
+            }
+        )
     return rows

@@ -27,9 +27,14 @@ def test_chunk_mode_scores_and_metadata(reference_reranker) -> None:
     for d, e in zip(out, expected, strict=True):
         assert e.best_chunk is not None
         assert d.metadata[RELEVANCE_SCORE_KEY] == e.score and d.metadata["source"] == e.index
-        assert d.metadata[CHUNK_KEY] == {"index": e.best_chunk.index, "score": e.best_chunk.score,
-                                         "token_start": e.best_chunk.token_start, "token_end": e.best_chunk.token_end,
-                                         "char_start": e.best_chunk.char_start, "char_end": e.best_chunk.char_end}
+        assert d.metadata[CHUNK_KEY] == {
+            "index": e.best_chunk.index,
+            "score": e.best_chunk.score,
+            "token_start": e.best_chunk.token_start,
+            "token_end": e.best_chunk.token_end,
+            "char_start": e.best_chunk.char_start,
+            "char_end": e.best_chunk.char_end,
+        }
         span = d.metadata[CHUNK_KEY]
         assert d.page_content[span["char_start"] : span["char_end"]] in d.page_content
     assert all(d.metadata == {"source": i} for i, d in enumerate(given))

@@ -13,7 +13,10 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langchain_rerank.p
 def test_langchain_example_runs(tiny_model_dir: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(EXAMPLE), "--model", str(tiny_model_dir), "--backend", "transformers", "--top-n", "2"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

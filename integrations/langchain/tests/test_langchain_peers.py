@@ -165,7 +165,9 @@ def test_a_passed_in_reranker_round_trips_to_the_same_settings(reference_reranke
     compressor = Qwen3Rerank(reranker=reference_reranker, top_n=None)
     data = compressor.model_dump()
     assert (data["backend"], data["engine_options"], data["max_length"]) == (
-        "transformers", {"dtype": "float32"}, reference_reranker.max_length
+        "transformers",
+        {"dtype": "float32"},
+        reference_reranker.max_length,
     )
     twin = pickle.loads(pickle.dumps(compressor))
     try:
@@ -201,8 +203,11 @@ def test_model_copy_does_not_copy_ownership(vllm_reranker, tiny_model_dir) -> No
 def test_cross_encoder_pickles_with_its_settings(reference_reranker) -> None:
     encoder = Qwen3CrossEncoder(reranker=reference_reranker, instruction="Find cities")
     pairs = [(QUERY, t) for t in TEXTS]
-    for twin in (pickle.loads(pickle.dumps(encoder)), cloudpickle.loads(cloudpickle.dumps(encoder)),
-                 copy.deepcopy(encoder)):
+    for twin in (
+        pickle.loads(pickle.dumps(encoder)),
+        cloudpickle.loads(cloudpickle.dumps(encoder)),
+        copy.deepcopy(encoder),
+    ):
         assert twin.reranker is not reference_reranker and twin.instruction == "Find cities"
         assert twin.score(pairs) == encoder.score(pairs)
         twin.close()
@@ -247,8 +252,11 @@ def test_ray_data_map_batches_with_the_compressor(local_ray, reference_reranker,
             compressor.compress_documents([Document(page_content=str(t)) for t in texts], str(query))[0]
             for query, texts in zip(batch["query"], batch["texts"], strict=True)
         ]
-        return {"query": [str(q) for q in batch["query"]], "best": [d.page_content for d in tops],
-                "score": [d.metadata[RELEVANCE_SCORE_KEY] for d in tops]}
+        return {
+            "query": [str(q) for q in batch["query"]],
+            "best": [d.page_content for d in tops],
+            "score": [d.metadata[RELEVANCE_SCORE_KEY] for d in tops],
+        }
 
     out = local_ray.data.from_items(rows).map_batches(best, batch_size=1, batch_format="pandas").take_all()
     got = sorted((r["query"], r["best"], r["score"]) for r in out)

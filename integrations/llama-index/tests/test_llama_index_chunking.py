@@ -28,9 +28,14 @@ def test_chunk_mode_scores_and_metadata(reference_reranker) -> None:
     for o, e in zip(out, expected, strict=True):
         chunk = o.node.metadata[CHUNK_KEY]
         assert e.best_chunk is not None
-        assert chunk == {"index": e.best_chunk.index, "score": e.best_chunk.score,
-                         "token_start": e.best_chunk.token_start, "token_end": e.best_chunk.token_end,
-                         "char_start": e.best_chunk.char_start, "char_end": e.best_chunk.char_end}
+        assert chunk == {
+            "index": e.best_chunk.index,
+            "score": e.best_chunk.score,
+            "token_start": e.best_chunk.token_start,
+            "token_end": e.best_chunk.token_end,
+            "char_start": e.best_chunk.char_start,
+            "char_end": e.best_chunk.char_end,
+        }
         assert o.node.metadata[RETRIEVAL_SCORE_KEY] == pytest.approx(0.1 * e.index)
         assert CHUNK_KEY in o.node.excluded_llm_metadata_keys and CHUNK_KEY in o.node.excluded_embed_metadata_keys
         assert CHUNK_KEY not in o.node.get_content(metadata_mode=MetadataMode.LLM)
@@ -38,7 +43,8 @@ def test_chunk_mode_scores_and_metadata(reference_reranker) -> None:
     assert max(len(c) for c in reference_reranker.score_chunks(QUERY, TEXTS, chunk_tokens=24)) > 1
     again = asyncio.run(post.apostprocess_nodes(nodes(), query_bundle=QueryBundle(QUERY)))
     assert [(o.node.node_id, o.score, o.node.metadata) for o in again] == [
-        (o.node.node_id, o.score, o.node.metadata) for o in out]
+        (o.node.node_id, o.score, o.node.metadata) for o in out
+    ]
 
 
 def test_truncate_mode_adds_no_chunk_metadata(reference_reranker) -> None:

@@ -32,8 +32,13 @@ FLOAT32 = {"dtype": "float32"}
 #     (self, top_n: int = 2, model: str = "cross-encoder/stsb-distilroberta-base", device: Optional[str] = None,
 #      keep_retrieval_score: bool = False, trust_remote_code: bool = True)
 # trust_remote_code has no meaning for Qwen3 (no remote code); everything else is understood here.
-SBERT_RERANK = {"top_n": 2, "model": "cross-encoder/stsb-distilroberta-base", "device": None,
-                "keep_retrieval_score": False, "trust_remote_code": True}
+SBERT_RERANK = {
+    "top_n": 2,
+    "model": "cross-encoder/stsb-distilroberta-base",
+    "device": None,
+    "keep_retrieval_score": False,
+    "trust_remote_code": True,
+}
 SHARED_DEFAULTS = {"top_n": 2, "device": None, "keep_retrieval_score": False}
 
 
@@ -94,8 +99,13 @@ def test_validation_as_the_peers_do(vllm_reranker) -> None:
 def test_round_trips_keep_the_settings_and_share_the_engine(vllm_reranker, tiny_model_dir) -> None:
     engines = live_engine_count()
     original = Qwen3Rerank(
-        str(tiny_model_dir), engine_options=FLOAT32, batch_size=3, tokenizer=str(tiny_model_dir), top_n=3,
-        keep_retrieval_score=True, instruction="Find capitals",
+        str(tiny_model_dir),
+        engine_options=FLOAT32,
+        batch_size=3,
+        tokenizer=str(tiny_model_dir),
+        top_n=3,
+        keep_retrieval_score=True,
+        instruction="Find capitals",
     )
     expected = ranked(original)
     copies = [

@@ -323,7 +323,10 @@ def test_class_name_and_serialisation(vllm_reranker) -> None:
     data = postprocessor.to_dict()
     assert data["class_name"] == "Qwen3Rerank"
     assert {k: data[k] for k in ("model", "top_n", "score_threshold", "instruction")} == {
-        "model": vllm_reranker.model, "top_n": 4, "score_threshold": 0.5, "instruction": "Find cities"
+        "model": vllm_reranker.model,
+        "top_n": 4,
+        "score_threshold": 0.5,
+        "instruction": "Find cities",
     }
 
 

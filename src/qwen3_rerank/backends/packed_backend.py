@@ -218,8 +218,11 @@ class PackedBackend(ThreadedAsyncMixin):
             if not self.compiled or isinstance(exc, self._torch.OutOfMemoryError):
                 raise
             # torch.compile failing on this torch/GPU must not cost the scores: the eager loop computes the same.
-            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); packed backend runs eagerly",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"torch.compile failed ({type(exc).__name__}: {exc}); packed backend runs eagerly",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             self._forward, self.compiled = self._eager, False
             hidden = self._forward(layout)
         return hidden.float() @ self._yes_no.T

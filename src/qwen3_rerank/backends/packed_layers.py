@@ -76,8 +76,19 @@ def device_layout(pack: Any, device: torch.device) -> DeviceLayout:
     cu_q_host, cu_k_host = _cumulative(q_lens), _cumulative(key_lens)
     tail_k_lens = [key_lens[s] for s in tails]
     # Columns of one small upload: per-segment numbers, then the tails' segment numbers.
-    seg = put([*q_lens, *key_lens, *pack.first_position, *pack.prefix_start, *pack.prefix_len, *cu_q_host,
-               *cu_k_host, *tails, *tail_k_lens])
+    seg = put(
+        [
+            *q_lens,
+            *key_lens,
+            *pack.first_position,
+            *pack.prefix_start,
+            *pack.prefix_len,
+            *cu_q_host,
+            *cu_k_host,
+            *tails,
+            *tail_k_lens,
+        ]
+    )
     n = len(q_lens)
     q_len, k_len, pos0, p_start, p_len = (seg[i * n : (i + 1) * n] for i in range(5))
     cu_q, cu_k = seg[5 * n : 6 * n + 1], seg[6 * n + 1 : 7 * n + 2]
@@ -167,8 +178,15 @@ def _varlen(n_rep: int, scale: float) -> tuple[Attention, str]:
     return attend, f"torch varlen_attn({', '.join(f'{k}={v}' for k, v in kwargs.items())}; {heads})"
 
 
-def _agrees_with_sdpa(attend: Attention, reference: Attention, device: torch.device, dtype: torch.dtype,
-                      heads: int, kv_heads: int, head_dim: int) -> bool:
+def _agrees_with_sdpa(
+    attend: Attention,
+    reference: Attention,
+    device: torch.device,
+    dtype: torch.dtype,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+) -> bool:
     """A small layout with shorter query than key segments: catches a kernel whose causal mask is aligned to the
     first key (that would attend tails to the wrong keys) before it scores anything."""
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -226,8 +244,15 @@ def as_custom_op(attend: Attention, name: str) -> Attention:
 
 
 def _typed(attend: Attention) -> Callable[..., torch.Tensor]:
-    def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
-                         max_q: int, max_k: int) -> torch.Tensor:
+    def packed_attention(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cu_q: torch.Tensor,
+        cu_k: torch.Tensor,
+        max_q: int,
+        max_k: int,
+    ) -> torch.Tensor:
         return attend(q, k, v, cu_q, cu_k, max_q, max_k).contiguous()
 
     return packed_attention

@@ -244,7 +244,10 @@ class ServerBackend:
 
     def _plan(self, prompts: Sequence[Sequence[int]]) -> list[Job]:
         return plan_requests(
-            self.endpoint, prompts, batch_size=self.batch_size, served_model_name=self.served_model_name,
+            self.endpoint,
+            prompts,
+            batch_size=self.batch_size,
+            served_model_name=self.served_model_name,
             tokenizer=self._tokenizer,
         )
 
@@ -314,4 +317,3 @@ class ServerBackend:
 
     def __repr__(self) -> str:
         return f"ServerBackend({list(self.base_urls)!r}, endpoint={self.endpoint!r})"
-

@@ -82,8 +82,11 @@ def plan_requests(
             Job(
                 positions=tuple(range(start, min(start + size, len(prompts)))),
                 path="/classify",
-                body={**model_field, "input": [list(map(int, p)) for p in prompts[start : start + size]],
-                      "add_special_tokens": False},
+                body={
+                    **model_field,
+                    "input": [list(map(int, p)) for p in prompts[start : start + size]],
+                    "add_special_tokens": False,
+                },
             )
             for start in range(0, len(prompts), size)
         ]

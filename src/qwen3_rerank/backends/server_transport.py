@@ -212,7 +212,7 @@ class ServerPool:
             return await retrying(attempt)
         except RetryError:
             urls = tuple(dict.fromkeys(e.url for e in errors))
-            last = "; ".join(f"{e.url}: {e.reason}" for e in errors[-len(urls):])
+            last = "; ".join(f"{e.url}: {e.reason}" for e in errors[-len(urls) :])
             raise ServerError(
                 f"{what} failed after {len(errors)} attempts on {', '.join(urls)} ({last}). Check that "
                 "`vllm serve MODEL --runner pooling --hf-overrides ...` is running and reachable there "
@@ -242,8 +242,7 @@ class ServerPool:
             raise Retryable(url, f"HTTP {response.status_code} {error_message(response)}", after)
         if response.status_code in (401, 403):
             raise ServerError(
-                f"{url} refused the request (HTTP {response.status_code}): pass the server's --api-key as "
-                "api_key=...",
+                f"{url} refused the request (HTTP {response.status_code}): pass the server's --api-key as api_key=...",
                 urls=(url,),
             )
         if response.status_code == 404:

@@ -274,8 +274,9 @@ class VLLMBackend:
             raise EngineError(f"vLLM returned {len(scores)} results for {len(unique)} prompts")
         return [scores[slot] for slot in slots]
 
-    async def _score_splitting(self, shared: SharedEngine, engine: Any, prompts: list[list[int]], call_id: str,
-                               groups: itertools.count[int]) -> list[float]:
+    async def _score_splitting(
+        self, shared: SharedEngine, engine: Any, prompts: list[list[int]], call_id: str, groups: itertools.count[int]
+    ) -> list[float]:
         try:
             return await self._score_group(shared, engine, prompts, f"{call_id}-g{next(groups)}")
         except (EngineError, asyncio.CancelledError):
@@ -289,18 +290,22 @@ class VLLMBackend:
                 raise failures.single_prompt_out_of_memory(len(prompts[0])) from exc
             half = (len(prompts) + 1) // 2
             self._oom_cap = min(self._oom_cap or half, half)
-            logger.warning("qwen3-rerank: out of memory scoring %d prompts; retrying in groups of %d",
-                           len(prompts), half)
+            logger.warning(
+                "qwen3-rerank: out of memory scoring %d prompts; retrying in groups of %d", len(prompts), half
+            )
             first = await self._score_splitting(shared, engine, prompts[:half], call_id, groups)
             return first + await self._score_splitting(shared, engine, prompts[half:], call_id, groups)
 
-    async def _score_group(self, shared: SharedEngine, engine: Any, prompts: list[list[int]], group_id: str
-                           ) -> list[float]:
+    async def _score_group(
+        self, shared: SharedEngine, engine: Any, prompts: list[list[int]], group_id: str
+    ) -> list[float]:
         """Submit a group of prompts as requests at once; their logits, matched back by request id."""
         await shared.gate.acquire(len(prompts))
         ids = [f"{group_id}-{i}" for i in range(len(prompts))]
-        tasks = [asyncio.ensure_future(self._score_one(engine, rid, p, i, len(prompts)))
-                 for i, (rid, p) in enumerate(zip(ids, prompts, strict=True))]
+        tasks = [
+            asyncio.ensure_future(self._score_one(engine, rid, p, i, len(prompts)))
+            for i, (rid, p) in enumerate(zip(ids, prompts, strict=True))
+        ]
         try:
             _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             if pending:  # one request failed: nothing of this group is scored
@@ -329,8 +334,7 @@ class VLLMBackend:
 
         final = None
         try:
-            async for output in engine.encode(TokensPrompt(prompt_token_ids=prompt), self._params.clone(),
-                                              request_id):
+            async for output in engine.encode(TokensPrompt(prompt_token_ids=prompt), self._params.clone(), request_id):
                 final = output
         except (asyncio.CancelledError, EngineError):
             raise

@@ -30,8 +30,14 @@ StartEngine = Callable[[str, Mapping[str, Any]], Any]
 
 
 class SharedEngine:
-    def __init__(self, key: tuple[str, str], model: str, options: Mapping[str, Any], start: StartEngine,
-                 max_in_flight_prompts: int | None) -> None:
+    def __init__(
+        self,
+        key: tuple[str, str],
+        model: str,
+        options: Mapping[str, Any],
+        start: StartEngine,
+        max_in_flight_prompts: int | None,
+    ) -> None:
         self.key = key
         self.model = model
         self.options = dict(options)
@@ -107,8 +113,9 @@ def _engine_key(model: str, options: Mapping[str, Any]) -> tuple[str, str]:
     return (model, repr(sorted(options.items())))
 
 
-def acquire(model: str, options: Mapping[str, Any], start: StartEngine, max_in_flight_prompts: int | None
-            ) -> SharedEngine:
+def acquire(
+    model: str, options: Mapping[str, Any], start: StartEngine, max_in_flight_prompts: int | None
+) -> SharedEngine:
     key = _engine_key(model, {**options, "max_in_flight_prompts": max_in_flight_prompts})
     with _ENGINES_LOCK:
         shared = _ENGINES.get(key)

@@ -134,7 +134,10 @@ def run_batch_job(
     out_format = file_format(output_path, output_format)
     table = read_pairs(input_path, input_format)
     settings: dict[str, Any] = {
-        "model": model, "instruction": instruction, "max_length": max_length, "shard_size": shard_size
+        "model": model,
+        "instruction": instruction,
+        "max_length": max_length,
+        "shard_size": shard_size,
     }
     if chunking.chunked:  # truncate-mode settings stay as they were, so older work directories still resume
         settings["chunking"] = dataclasses.asdict(chunking)
@@ -147,14 +150,25 @@ def run_batch_job(
     actors = 0
     if pending:
         actors, failures = _score_shards(
-            table, pending, work,
+            table,
+            pending,
+            work,
             scorer_kwargs={
-                "model": model, "backend": backend, "engine_options": dict(engine_options or {}),
-                "instruction": instruction, "max_length": max_length, "batch_size": batch_size,
-                "environment": forwarded_environment(), "chunking": dataclasses.asdict(chunking),
+                "model": model,
+                "backend": backend,
+                "engine_options": dict(engine_options or {}),
+                "instruction": instruction,
+                "max_length": max_length,
+                "batch_size": batch_size,
+                "environment": forwarded_environment(),
+                "chunking": dataclasses.asdict(chunking),
             },
-            num_actors=num_actors, gpus_per_actor=gpus_per_actor, cpus_per_actor=cpus_per_actor,
-            ray_address=ray_address, progress=progress, on_shard_done=on_shard_done,
+            num_actors=num_actors,
+            gpus_per_actor=gpus_per_actor,
+            cpus_per_actor=cpus_per_actor,
+            ray_address=ray_address,
+            progress=progress,
+            on_shard_done=on_shard_done,
         )
     scored = [s for s in pending if s.id not in failures and work.finished(s)]
     output = None

@@ -84,11 +84,17 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
         column = table.column(name)
         nulls = column.null_count
         if name in ID_COLUMNS:
-            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                    or pa.types.is_integer(column.type)):
+            if not (
+                pa.types.is_string(column.type)
+                or pa.types.is_large_string(column.type)
+                or pa.types.is_integer(column.type)
+            ):
                 raise Qwen3RerankValueError(f"{source}: {name} must hold strings or integers, got {column.type}")
-        elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                  or (pa.types.is_null(column.type) and name == "instruction")):
+        elif not (
+            pa.types.is_string(column.type)
+            or pa.types.is_large_string(column.type)
+            or (pa.types.is_null(column.type) and name == "instruction")
+        ):
             raise Qwen3RerankValueError(f"{source}: {name} must hold strings, got {column.type}")
         if nulls and name != "instruction":
             row = pc.index(pc.is_null(column), True).as_py()

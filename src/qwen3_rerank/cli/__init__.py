@@ -86,9 +86,7 @@ def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False)
 def _parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
-        prog="qwen3-rerank", description="Rerank documents with Qwen3-Reranker on vLLM."
-    )
+    parser = argparse.ArgumentParser(prog="qwen3-rerank", description="Rerank documents with Qwen3-Reranker on vLLM.")
     parser.add_argument("--version", action="version", version=f"qwen3-rerank {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
@@ -134,4 +132,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-

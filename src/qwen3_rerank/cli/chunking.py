@@ -14,15 +14,25 @@ def add_long_document_arguments(parser: argparse.ArgumentParser, *, several: boo
     group = parser.add_argument_group("long documents")
     modes = "truncate or chunk" + (", or both to compare them: truncate,chunk" if several else "")
     group.add_argument(
-        "--long-documents", default="truncate", metavar="MODE",
+        "--long-documents",
+        default="truncate",
+        metavar="MODE",
         help=f"{modes}. truncate: cut a document that does not fit from its end (default); chunk: score it by "
         "chunks and keep the best chunk's score",
     )
-    group.add_argument("--chunk-tokens", type=int, default=None,
-                       help="tokens per chunk (default: all that fits beside the query under --max-length)")
+    group.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=None,
+        help="tokens per chunk (default: all that fits beside the query under --max-length)",
+    )
     group.add_argument("--chunk-overlap", type=int, default=0, help="tokens consecutive chunks share (default: 0)")
-    group.add_argument("--max-chunks", type=int, default=64,
-                       help="most chunks per document; more is an error (default: %(default)s; 0: no limit)")
+    group.add_argument(
+        "--max-chunks",
+        type=int,
+        default=64,
+        help="most chunks per document; more is an error (default: %(default)s; 0: no limit)",
+    )
 
 
 def long_document_modes(args: argparse.Namespace, *, several: bool = False) -> list[str]:

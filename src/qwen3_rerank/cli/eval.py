@@ -32,11 +32,15 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--save-first-stage", type=Path, default=None, help="also write the BM25 run to this file")
     parser.add_argument("-k", "--top-k", type=int, default=100, help="first-stage documents reranked per query")
     parser.add_argument(
-        "--task", default=None,
+        "--task",
+        default=None,
         help="task whose built-in instruction to use (default: the dataset directory name); --instruction wins",
     )
     parser.add_argument(
-        "-o", "--output-run", type=Path, default=None,
+        "-o",
+        "--output-run",
+        type=Path,
+        default=None,
         help="where to write the reranked TREC run (default: DATASET.SPLIT.reranked.trec in the current directory)",
     )
     parser.add_argument("--report", type=Path, default=None, help="write the full report (overall, per query) as JSON")
@@ -45,7 +49,8 @@ def add_parser(sub: Any) -> None:
         "--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated ranx metrics (default: %(default)s)"
     )
     parser.add_argument(
-        "--keep-identical-ids", action="store_true",
+        "--keep-identical-ids",
+        action="store_true",
         help="keep first-stage documents whose id equals the query id (BEIR drops them by default)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -134,8 +139,13 @@ def run(args: argparse.Namespace) -> int:
         # Several --long-documents modes share one engine; each is a view with its own default.
         for mode in modes:
             report = evaluate_reranker(
-                dataset, reranker.with_options(long_documents=mode), first_stage, top_k=args.top_k,
-                metrics=metrics, ignore_identical_ids=not args.keep_identical_ids, show_progress=not args.no_progress,
+                dataset,
+                reranker.with_options(long_documents=mode),
+                first_stage,
+                top_k=args.top_k,
+                metrics=metrics,
+                ignore_identical_ids=not args.keep_identical_ids,
+                show_progress=not args.no_progress,
             )
             reports[mode] = report
 

@@ -26,7 +26,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("query", help="the query text")
     parser.add_argument("-d", "--documents", default="-", help="file of documents, '-' for stdin (default)")
     parser.add_argument(
-        "--input-format", choices=("auto", "jsonl", "lines"), default="auto",
+        "--input-format",
+        choices=("auto", "jsonl", "lines"),
+        default="auto",
         help="auto: JSONL when the first non-empty line (or half of them) is a JSON string or object, "
         "else one document per line",
     )
@@ -91,9 +93,13 @@ def read_documents(stream: IO[str] | str, input_format: str = "auto") -> list[st
     json_lines = sum(value is not None for _, value in parsed)
     if input_format == "auto" and parsed[0][1] is None and 2 * json_lines < len(parsed):
         return [line for _, line in numbered]
-    why = "" if input_format == "jsonl" else (
-        f" (the input reads as JSON Lines: {json_lines} of its {len(parsed)} non-empty lines are JSON strings "
-        "or objects)"
+    why = (
+        ""
+        if input_format == "jsonl"
+        else (
+            f" (the input reads as JSON Lines: {json_lines} of its {len(parsed)} non-empty lines are JSON strings "
+            "or objects)"
+        )
     )
     documents = []
     for (line_no, value), (_, line) in zip(parsed, numbered, strict=True):
@@ -164,8 +170,13 @@ def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
     for row, result in zip(rows, results, strict=True):
         if result.best_chunk is not None:  # chunk mode: which chunk won, as spans of the document
             chunk = result.best_chunk
-            row["chunk"] = {"index": chunk.index, "token_start": chunk.token_start, "token_end": chunk.token_end,
-                            "char_start": chunk.char_start, "char_end": chunk.char_end}
+            row["chunk"] = {
+                "index": chunk.index,
+                "token_start": chunk.token_start,
+                "token_end": chunk.token_end,
+                "char_start": chunk.char_start,
+                "char_end": chunk.char_end,
+            }
     if fmt == "json":
         json.dump(rows, out, ensure_ascii=False, indent=2)
         out.write("\n")

@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     rate = result.rows_scored / result.seconds if result.seconds > 0 else 0.0
     resumed = f" (resumed after {result.rows_resumed})" if result.rows_resumed else ""
     print(
-        f"scored {result.rows_scored} rows{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): "
-        f"{result.output}",
+        f"scored {result.rows_scored} rows{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): {result.output}",
         file=sys.stderr,
     )
     return 0

@@ -69,8 +69,11 @@ def iter_corpus(path: Path, wanted: Collection[str] | None = None) -> Iterator[t
         if wanted is not None and doc_id not in wanted:
             continue
         where = f"{path}:{line_no}"
-        yield doc_id, document_text(
-            _text_field(record, "title", where, required=False), _text_field(record, "text", where, required=True)
+        yield (
+            doc_id,
+            document_text(
+                _text_field(record, "title", where, required=False), _text_field(record, "text", where, required=True)
+            ),
         )
 
 

@@ -157,7 +157,12 @@ def evaluate_reranker(
     measured = judged_queries(dataset.qrels)
     queries = {query_id: dataset.queries[query_id] for query_id in measured}
     reranked = rerank_run(
-        reranker, queries, dataset.corpus, first_stage, top_k=top_k, instruction=instruction,
+        reranker,
+        queries,
+        dataset.corpus,
+        first_stage,
+        top_k=top_k,
+        instruction=instruction,
         show_progress=show_progress,
     )
     metrics = tuple(metrics)

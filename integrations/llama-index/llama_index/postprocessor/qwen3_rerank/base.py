@@ -123,15 +123,17 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
             # One mapping: the parent class's typed __init__ does not know this class's fields.
-            super().__init__(**{
-                **fields,
-                "top_n": top_n,
-                "score_threshold": score_threshold,
-                "keep_retrieval_score": keep_retrieval_score,
-                "metadata_mode": metadata_mode,
-                "callback_manager": callback_manager or CallbackManager([]),
-                **options,
-            })
+            super().__init__(
+                **{
+                    **fields,
+                    "top_n": top_n,
+                    "score_threshold": score_threshold,
+                    "keep_retrieval_score": keep_retrieval_score,
+                    "metadata_mode": metadata_mode,
+                    "callback_manager": callback_manager or CallbackManager([]),
+                    **options,
+                }
+            )
 
     @model_validator(mode="before")
     @classmethod
@@ -163,7 +165,12 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
             ranked = adapter_rank(
-                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+                self._reranker,
+                query,
+                texts,
+                self.top_n,
+                self.score_threshold,
+                instruction=self.instruction,
                 **self._chunking(),
             )
             return self._finish(event, nodes, ranked)
@@ -175,7 +182,12 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
             ranked = await adapter_arank(
-                self._reranker, query, texts, self.top_n, self.score_threshold, instruction=self.instruction,
+                self._reranker,
+                query,
+                texts,
+                self.top_n,
+                self.score_threshold,
+                instruction=self.instruction,
                 **self._chunking(),
             )
             return self._finish(event, nodes, ranked)
