@@ -189,23 +189,12 @@ def hashed(tokenizer_dir):
         yield reranker, backend
 
 
+CITY_WORDS = ["Paris", "France", "capital", "city", "river", "Seine", "museum", "tower", "bread", "wine"]
+
+
 def long_docs() -> list[str]:
     rng = random.Random(7)
-    vocab = [
-        "Paris",
-        "France",
-        "capital",
-        "city",
-        "river",
-        "Seine",
-        "museum",
-        "tower",
-        "bread",
-        "wine",
-        "中文",
-        "naïve",
-        "😀",
-    ]
+    vocab = [*CITY_WORDS, "中文", "naïve", "😀"]
     return [" ".join(rng.choice(vocab) for _ in range(n)) for n in (0, 3, 40, 200, 500)] + [""]
 
 
@@ -357,28 +346,8 @@ def short_reference(tiny_model_dir, reference_reranker):
 
 def test_a_document_whose_best_chunk_is_its_last_scores_that_chunk(short_reference) -> None:
     rng = random.Random(13)
-    vocab = [
-        "Paris",
-        "France",
-        "capital",
-        "city",
-        "river",
-        "Seine",
-        "museum",
-        "tower",
-        "bread",
-        "wine",
-        "cheese",
-        "history",
-        "king",
-        "revolution",
-        "bridge",
-        "island",
-        "cathedral",
-        "people",
-        "language",
-        "art",
-    ]
+    vocab = [*CITY_WORDS, "cheese", "history", "king", "revolution", "bridge", "island", "cathedral", "people"]
+    vocab += ["language", "art"]
     candidates = [" ".join(rng.choice(vocab) for _ in range(90)) for _ in range(24)]
     chunked = short_reference.score_chunks(QUERY, candidates)
     # The seeded tiny model is deterministic, so the document found here is the same on every run.

@@ -208,8 +208,9 @@ def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
 class RerankerAdapterMixin:
     """Reranker ownership and round trips for a pydantic adapter (put it first among the bases).
 
-    The adapter declares the fields ``model`` and :data:`RERANKER_FIELDS` and the private attributes
-    ``_reranker`` and ``_owns_reranker``, and builds inside ``with given_reranker(reranker):``.
+    The adapter declares the fields ``model``, ``instruction``, :data:`RERANKER_FIELDS` and
+    :data:`CHUNK_FIELDS` and the private attributes ``_reranker`` and ``_owns_reranker``, and builds inside
+    ``with given_reranker(reranker):``.
     """
 
     _reranker: Reranker
@@ -230,6 +231,22 @@ class RerankerAdapterMixin:
     def reranker(self) -> Reranker:
         """The core scorer this adapter calls (possibly shared with others)."""
         return self._reranker
+
+    def _rank(
+        self, query: Query, texts: Sequence[str], top_n: int | None, threshold: float | None = None
+    ) -> tuple[RankedDocument, ...]:
+        """:func:`adapter_rank` with this adapter's instruction and chunk fields."""
+        return adapter_rank(self._reranker, query, texts, top_n, threshold, **self._call_options())
+
+    async def _arank(
+        self, query: Query, texts: Sequence[str], top_n: int | None, threshold: float | None = None
+    ) -> tuple[RankedDocument, ...]:
+        """Async :meth:`_rank`."""
+        return await adapter_arank(self._reranker, query, texts, top_n, threshold, **self._call_options())
+
+    def _call_options(self) -> dict[str, Any]:
+        chunking = {name: getattr(self, name) for name in CHUNK_FIELDS}
+        return {"instruction": self.instruction, **chunking}  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Release the engine if this adapter created its reranker; a passed-in or shared one stays open."""

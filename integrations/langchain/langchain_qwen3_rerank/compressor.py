@@ -16,11 +16,8 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
-    CHUNK_FIELDS,
     RerankerAdapterMixin,
-    adapter_arank,
     adapter_fields,
-    adapter_rank,
     check_chunk_fields,
     chunk_metadata,
     coerce_threshold,
@@ -125,15 +122,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         ``callbacks`` is accepted for the interface; the retriever run that calls this reports the events.
         """
         docs, texts = _request(documents, allow_text=False)
-        ranked = adapter_rank(
-            self._reranker,
-            query,
-            texts,
-            self.top_n,
-            self.score_threshold,
-            instruction=self.instruction,
-            **self._chunking(),
-        )
+        ranked = self._rank(query, texts, self.top_n, self.score_threshold)
         return [_scored(docs[r.index], r) for r in ranked]
 
     async def acompress_documents(
@@ -141,19 +130,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
     ) -> list[Document]:
         """Async :meth:`compress_documents`; the engine works off the event loop."""
         docs, texts = _request(documents, allow_text=False)
-        ranked = await adapter_arank(
-            self._reranker,
-            query,
-            texts,
-            self.top_n,
-            self.score_threshold,
-            instruction=self.instruction,
-            **self._chunking(),
-        )
+        ranked = await self._arank(query, texts, self.top_n, self.score_threshold)
         return [_scored(docs[r.index], r) for r in ranked]
-
-    def _chunking(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CHUNK_FIELDS}
 
     # -- the rerank() of Cohere's LangChain reranker (langchain_cohere.CohereRerank) ----------------
 
@@ -176,7 +154,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
-        ranked = adapter_rank(self._reranker, query, texts, top_n, instruction=self.instruction, **self._chunking())
+        ranked = self._rank(query, texts, top_n)
         return _rows(docs, ranked)
 
     async def arerank(
@@ -191,9 +169,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         """Async :meth:`rerank`."""
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
-        ranked = await adapter_arank(
-            self._reranker, query, texts, top_n, instruction=self.instruction, **self._chunking()
-        )
+        ranked = await self._arank(query, texts, top_n)
         return _rows(docs, ranked)
 
     def _rerank_request(self, documents: Any, query: Any, model: str | None, top_n: Any) -> int | None:

@@ -20,11 +20,8 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
-    CHUNK_FIELDS,
     RerankerAdapterMixin,
-    adapter_arank,
     adapter_fields,
-    adapter_rank,
     check_chunk_fields,
     chunk_metadata,
     coerce_threshold,
@@ -164,15 +161,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
-            ranked = adapter_rank(
-                self._reranker,
-                query,
-                texts,
-                self.top_n,
-                self.score_threshold,
-                instruction=self.instruction,
-                **self._chunking(),
-            )
+            ranked = self._rank(query, texts, self.top_n, self.score_threshold)
             return self._finish(event, nodes, ranked)
 
     @dispatcher.span
@@ -181,19 +170,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._request(nodes, query_bundle)
         with self._rerank_events(nodes, query_bundle) as event:
-            ranked = await adapter_arank(
-                self._reranker,
-                query,
-                texts,
-                self.top_n,
-                self.score_threshold,
-                instruction=self.instruction,
-                **self._chunking(),
-            )
+            ranked = await self._arank(query, texts, self.top_n, self.score_threshold)
             return self._finish(event, nodes, ranked)
-
-    def _chunking(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CHUNK_FIELDS}
 
     def _request(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[str]]:
         if query_bundle is None:
