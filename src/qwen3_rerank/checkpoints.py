@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import NotAQwen3RerankerError
 
-__all__ = ["CAUSAL_LM", "SEQUENCE_CLASSIFICATION", "checkpoint_kind", "kind_of_config"]
+__all__ = ["CAUSAL_LM", "SEQUENCE_CLASSIFICATION", "cached_config_path", "checkpoint_kind", "kind_of_config"]
 
 CAUSAL_LM = "causal-lm"
 SEQUENCE_CLASSIFICATION = "sequence-classification"
@@ -44,7 +44,8 @@ def kind_of_config(config: dict[str, Any], model: str) -> str:
     return SEQUENCE_CLASSIFICATION
 
 
-def _config_path(model: str) -> str | None:
+def cached_config_path(model: str) -> str | None:
+    """config.json of a local directory, or of a Hub name in the local cache; None otherwise (no download)."""
     path = os.path.expanduser(model)
     if os.path.isdir(path):
         candidate = os.path.join(path, "config.json")
@@ -61,7 +62,7 @@ def _config_path(model: str) -> str | None:
 def checkpoint_kind(model: str) -> str:
     """The kind of a local directory or cached Hub model; a model with no readable config counts as the
     original causal LM (the Qwen/Qwen3-Reranker-* repositories)."""
-    path = _config_path(model)
+    path = cached_config_path(model)
     if path is None:
         return CAUSAL_LM
     try:

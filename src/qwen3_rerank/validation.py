@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .checkpoints import cached_config_path
 from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeError, Qwen3RerankValueError
 
 __all__ = [
@@ -152,25 +153,10 @@ def _context_is_scaled(config: dict[str, Any]) -> bool:
     return bool(kinds) or "factor" in scaling
 
 
-def _cached_config_path(model: str) -> str | None:
-    """config.json of a local directory, or of a Hub name in the local cache; None otherwise."""
-    path = os.path.expanduser(model)
-    if os.path.isdir(path):
-        config_path = os.path.join(path, "config.json")
-        return config_path if os.path.isfile(config_path) else None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "config.json")
-    except Exception:  # not a valid repo id, or an unreadable cache
-        return None
-    return cached if isinstance(cached, str) else None
-
-
 def model_context_length(model: str) -> int | None:
     """The checkpoint's context (``max_position_embeddings``), when its config.json is at hand and its RoPE
     is not scaled; None otherwise. Never raises: it only improves messages."""
-    config_path = _cached_config_path(model)
+    config_path = cached_config_path(model)
     if config_path is None:
         return None
     try:
