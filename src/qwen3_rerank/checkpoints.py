@@ -14,7 +14,14 @@ from typing import Any
 
 from .errors import NotAQwen3RerankerError
 
-__all__ = ["CAUSAL_LM", "SEQUENCE_CLASSIFICATION", "cached_config_path", "checkpoint_kind", "kind_of_config"]
+__all__ = [
+    "CAUSAL_LM",
+    "SEQUENCE_CLASSIFICATION",
+    "cached_config_path",
+    "checkpoint_kind",
+    "kind_of_config",
+    "read_cached_config",
+]
 
 CAUSAL_LM = "causal-lm"
 SEQUENCE_CLASSIFICATION = "sequence-classification"
@@ -62,12 +69,18 @@ def cached_config_path(model: str) -> str | None:
 def checkpoint_kind(model: str) -> str:
     """The kind of a local directory or cached Hub model; a model with no readable config counts as the
     original causal LM (the Qwen/Qwen3-Reranker-* repositories)."""
+    config = read_cached_config(model)  # an unreadable config is check_model_checkpoint's to report
+    return CAUSAL_LM if config is None else kind_of_config(config, model)
+
+
+def read_cached_config(model: str) -> dict[str, Any] | None:
+    """The parsed config.json of :func:`cached_config_path`; None if there is none or it is not a JSON object."""
     path = cached_config_path(model)
     if path is None:
-        return CAUSAL_LM
+        return None
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except (OSError, ValueError):
-        return CAUSAL_LM  # check_model_checkpoint reports an unreadable config
-    return kind_of_config(config, model) if isinstance(config, dict) else CAUSAL_LM
+        return None
+    return config if isinstance(config, dict) else None

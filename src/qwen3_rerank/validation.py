@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .checkpoints import cached_config_path
+from .checkpoints import read_cached_config
 from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeError, Qwen3RerankValueError
 
 __all__ = [
@@ -156,15 +156,8 @@ def _context_is_scaled(config: dict[str, Any]) -> bool:
 def model_context_length(model: str) -> int | None:
     """The checkpoint's context (``max_position_embeddings``), when its config.json is at hand and its RoPE
     is not scaled; None otherwise. Never raises: it only improves messages."""
-    config_path = cached_config_path(model)
-    if config_path is None:
-        return None
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict) or _context_is_scaled(config):
+    config = read_cached_config(model)
+    if config is None or _context_is_scaled(config):
         return None
     context = config.get("max_position_embeddings")
     return context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None

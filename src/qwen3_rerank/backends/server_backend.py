@@ -29,7 +29,7 @@ from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
 from .server_transport import LoopThread, ServerPool, normalise_urls
-from .vllm_backend import HF_OVERRIDES
+from .vllm_backend import hf_overrides_for
 
 __all__ = ["Endpoint", "ServerBackend", "chat_template", "serve_command"]
 
@@ -47,11 +47,9 @@ def serve_command(
     A converted ``*-seq-cls`` checkpoint (a local directory, or cached) already is the classifier: it gets
     no ``--hf-overrides``, as in the in-process vLLM backend.
     """
-    from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
-
-    converted = checkpoint_kind(model) == SEQUENCE_CLASSIFICATION
-    overrides = [] if converted else ["--hf-overrides", json.dumps(HF_OVERRIDES)]
-    argv = ["vllm", "serve", model, "--runner", "pooling", *overrides, "--host", host, "--port", str(port)]
+    overrides = hf_overrides_for(model)
+    flags = ["--hf-overrides", json.dumps(overrides)] if overrides else []
+    argv = ["vllm", "serve", model, "--runner", "pooling", *flags, "--host", host, "--port", str(port)]
     if chat_template_path is not None:
         argv += ["--chat-template", chat_template_path]
     return argv

@@ -35,7 +35,7 @@ from . import vllm_failures as failures
 from .vllm_admission import validate_max_in_flight
 from .vllm_engines import SharedEngine, acquire, live_engine_count, release
 
-__all__ = ["HF_OVERRIDES", "VLLMBackend", "default_engine_options", "live_engine_count"]
+__all__ = ["HF_OVERRIDES", "VLLMBackend", "default_engine_options", "hf_overrides_for", "live_engine_count"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ HF_OVERRIDES: dict[str, Any] = {
     "classifier_from_token": ["no", "yes"],
     "is_original_qwen3_reranker": True,
 }
+
+
+def hf_overrides_for(model: str) -> dict[str, Any]:
+    """The overrides that make vLLM load ``model`` as the yes/no classifier: :data:`HF_OVERRIDES` for an
+    original checkpoint, none for a converted one (it already has its one-logit score head)."""
+    from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
+
+    return {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
 
 
 def _is_cpu_build() -> bool:
@@ -121,11 +129,7 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
     # Like vllm.LLM: no periodic stats lines in a library's log unless asked for.
     settings = {"disable_log_stats": True, **options}
     try:
-        from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
-
-        # A converted checkpoint already has its one-logit score head: vLLM loads it as it is.
-        overrides = {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
-        args = AsyncEngineArgs(model=model, runner="pooling", hf_overrides=overrides, **settings)
+        args = AsyncEngineArgs(model=model, runner="pooling", hf_overrides=hf_overrides_for(model), **settings)
         return AsyncLLM.from_engine_args(args)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the engine process failed to start
         message = str(exc)
