@@ -68,6 +68,20 @@ def _prompts(prompt_builder, tag: str, n: int) -> list[list[int]]:
     return prompt_builder.build(DEFAULT_INSTRUCTION, f"{QUERY} {tag}", docs)
 
 
+def _watch_unfinished_requests(engine, monkeypatch) -> list[int]:
+    """The engine's own count of unfinished requests, read each time one of its outputs arrives."""
+    real = engine.encode
+    seen: list[int] = []
+
+    async def encode(prompt, params, request_id, *args, **kwargs):
+        async for output in real(prompt, params, request_id, *args, **kwargs):
+            seen.append(engine.get_num_unfinished_requests())
+            yield output
+
+    monkeypatch.setattr(engine, "encode", encode)
+    return seen
+
+
 @pytest.mark.vllm
 async def test_concurrent_calls_share_the_engine(vllm_reranker, prompt_builder, monkeypatch) -> None:
     """Fails if calls are serialised: the engine's own count of unfinished requests, read each time one
@@ -75,16 +89,7 @@ async def test_concurrent_calls_share_the_engine(vllm_reranker, prompt_builder, 
     backend = vllm_reranker.backend
     calls = [_prompts(prompt_builder, f"c{k}", 30) for k in range(8)]
     serial = [backend.score_prompts(p) for p in calls]
-    engine = backend.engine
-    real = engine.encode
-    unfinished_seen: list[int] = []
-
-    async def encode(prompt, params, request_id, *args, **kwargs):
-        async for output in real(prompt, params, request_id, *args, **kwargs):
-            unfinished_seen.append(engine.get_num_unfinished_requests())
-            yield output
-
-    monkeypatch.setattr(engine, "encode", encode)
+    unfinished_seen = _watch_unfinished_requests(backend.engine, monkeypatch)
     results = await asyncio.gather(*(backend.ascore_prompts(p) for p in calls))
     for got, want in zip(results, serial, strict=True):
         assert got == pytest.approx(want, abs=1e-6)
@@ -175,16 +180,7 @@ async def test_max_in_flight_prompts_bounds_the_engine_and_keeps_the_scores(
     serial = [backend.score_prompts(p) for p in calls]
     gate = AdmissionGate(16)
     monkeypatch.setattr(backend._shared, "gate", gate)
-    engine = backend.engine
-    real = engine.encode
-    unfinished_seen: list[int] = []
-
-    async def encode(prompt, params, request_id, *args, **kwargs):
-        async for output in real(prompt, params, request_id, *args, **kwargs):
-            unfinished_seen.append(engine.get_num_unfinished_requests())
-            yield output
-
-    monkeypatch.setattr(engine, "encode", encode)
+    unfinished_seen = _watch_unfinished_requests(backend.engine, monkeypatch)
     results = await asyncio.gather(*(backend.ascore_prompts(p) for p in calls))
     for got, want in zip(results, serial, strict=True):
         assert got == pytest.approx(want, abs=1e-6)
