@@ -238,23 +238,106 @@ def test_the_startup_check_catches_a_kernel_aligned_to_the_first_key():
     assert not _agrees_with_sdpa(top_left, reference, *args)
 
 
-# -- concurrent callers share forwards (flat combining) ------------------------------------------------
+# -- padding packs to bucketed shapes (what the CUDA graphs replay) ----------------------------------------
 
 
-def _gate_first_forward(backend, monkeypatch):
-    """Hold the first forward inside the lock until released; record every forward's prompt count."""
+def _packs_of(prompts, budget):
+    return list(pack_groups(prompts, group_by_shared_prefix(prompts), budget))
+
+
+@_settings
+@given(triples=calls(), budget=st.sampled_from([96, 256, 4096]))
+def test_padded_packs_keep_every_real_segment_and_fix_the_shapes(packed, triples, budget):
+    from qwen3_rerank.backends.packing import bucket, pad_pack
+
+    prompts = packed.prompts.build_triples(triples)
+    for pack in _packs_of(prompts, budget):
+        padded = pad_pack(pack)
+        n = len(pack.query_lens)
+        for name in ("query_lens", "first_position", "prefix_start", "prefix_len", "is_tail"):
+            assert getattr(padded, name)[:n] == getattr(pack, name)
+        assert padded.token_ids[: pack.num_tokens] == pack.token_ids and padded.scored == pack.scored
+        assert padded.num_tokens == bucket(pack.num_tokens + 1) > pack.num_tokens
+        segments = len(padded.query_lens)
+        assert segments & (segments - 1) == 0 and len(padded.last_index) == segments
+        assert padded.last_index[: len(pack.scored)] == pack.last_index
+        assert set(padded.last_index[len(pack.scored) :]) == {pack.num_tokens}  # extra rows read a padding id
+        max_q, max_k = padded.bounds
+        assert max(padded.query_lens) <= max_q <= max_k and max(padded.key_lens) <= max_k
+        # Padding segments read keys but no real query reads theirs: each starts past the real ids or has none.
+        for q, start, p_len in zip(padded.query_lens[n:], padded.prefix_start[n:], padded.prefix_len[n:], strict=True):
+            assert q == 0 or p_len == 0
+            assert start + p_len <= padded.num_tokens
+        assert sum(padded.query_lens) == padded.num_tokens
+
+
+@pytest.fixture(scope="module")
+def padded(tiny_model_dir):
+    options = {"dtype": "float32", "pad_packs": True}
+    with Reranker(str(tiny_model_dir), backend="packed", engine_options=options) as reranker:
+        yield reranker
+
+
+@_settings
+@given(triples=calls())
+def test_padding_packs_to_buckets_changes_no_score(packed, padded, triples):
+    prompts = packed.prompts.build_triples(triples)
+    _close(padded.backend.score_prompts(prompts), packed.backend.score_prompts(prompts), tol=1e-6)
+
+
+def test_padding_never_reaches_a_real_score(padded, monkeypatch):
+    """Other padding ids must give bit-identical scores: any attention from a real id to a padding key, or
+    a padding row read as a score, would move them."""
+    from qwen3_rerank.backends import packed_backend
+    from qwen3_rerank.backends.packing import pad_pack
+
+    triples = [(DEFAULT_INSTRUCTION, f"query {q}", "doc " * (1 + 7 * d)) for q in range(3) for d in range(5)]
+    prompts = padded.prompts.build_triples(triples)
+    backend = padded.backend
+    backend.token_budget = 300  # several packs, each padded
+    try:
+        want = backend.score_prompts(prompts)
+        for pad_id in (1, 151643, 9999):
+            monkeypatch.setattr(packed_backend, "pad_pack", lambda pack, pad_id=pad_id: pad_pack(pack, pad_id))
+            assert backend.score_prompts(prompts) == want
+    finally:
+        backend.token_budget = 65536
+
+
+def test_bucket_steps():
+    from qwen3_rerank.backends.packing import bucket
+
+    assert [bucket(n) for n in (1, 256, 257, 511, 512, 513, 20_700, 65_535, 65_536)] == [
+        256, 256, 272, 512, 512, 544, 21_504, 65_536, 65_536,
+    ]  # fmt: skip
+    assert bucket(300, 1) == 512 and all(bucket(n) >= n and bucket(n) <= n * 17 / 16 for n in range(257, 5000))
+
+
+def test_graph_options_are_checked(tiny_model_dir):
+    with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
+        Reranker(str(tiny_model_dir), backend="packed", engine_options={"device": "cpu", "cuda_graphs": True})
+    with pytest.raises(ValueError, match="max_batch_tokens must be a positive int"):
+        Reranker(str(tiny_model_dir), backend="packed", engine_options={"device": "cpu", "max_batch_tokens": 0})
+
+
+# -- the device thread: first come, first served; cancellation -----------------------------------------
+
+
+def _gate_first_round(backend, monkeypatch):
+    """Hold the first round's launch until released; record every round's prompt count."""
     import threading
 
-    real, sizes, entered, release = backend._score_now, [], threading.Event(), threading.Event()
+    scheduler = backend.scheduler
+    real, sizes, entered, release = scheduler._launch, [], threading.Event(), threading.Event()
 
-    def score_now(prompts):
+    def launch(prompts):
         sizes.append(len(prompts))
         if len(sizes) == 1:
             entered.set()
             assert release.wait(30)
         return real(prompts)
 
-    monkeypatch.setattr(backend, "_score_now", score_now)
+    monkeypatch.setattr(scheduler, "_launch", launch)
     return sizes, entered, release
 
 
@@ -262,7 +345,7 @@ def _wait_for_waiting(backend, count: int) -> None:
     import time
 
     deadline = time.monotonic() + 30
-    while len(backend._waiting) < count:
+    while backend.scheduler.waiting < count:
         assert time.monotonic() < deadline, "the callers never queued"
         time.sleep(0.01)
 
@@ -273,7 +356,7 @@ def test_callers_arriving_during_a_forward_are_scored_together(packed, monkeypat
     backend = packed.backend
     calls = [packed.prompts.build("Judge", f"query {i}", [f"doc {i} {j}" for j in range(i + 2)]) for i in range(4)]
     serial = [backend.score_prompts(c) for c in calls]
-    sizes, entered, release = _gate_first_forward(backend, monkeypatch)
+    sizes, entered, release = _gate_first_round(backend, monkeypatch)
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(backend.score_prompts, calls[0])
         assert entered.wait(30)
@@ -287,23 +370,104 @@ def test_callers_arriving_during_a_forward_are_scored_together(packed, monkeypat
         _close(g, s, tol=1e-6)
 
 
+def test_rounds_take_the_queue_first_come_first_served_up_to_the_token_limit():
+    import threading
+    import time
+
+    from qwen3_rerank.backends.packed_scheduler import Scheduler
+
+    rounds, release = [], threading.Event()
+
+    def launch(prompts):
+        rounds.append([p[0] for p in prompts])
+        if len(rounds) == 1:
+            assert release.wait(30)
+        return [float(p[0]) for p in prompts]
+
+    scheduler = Scheduler(launch, lambda scores: scores, max_batch_tokens=10)
+    try:
+        first = scheduler.submit([[0] * 4])
+        while not rounds:
+            time.sleep(0.01)
+        # 4 + 4 ids fit one round of 10, the third call does not (it would overtake nobody, but waits its turn);
+        # a call larger than the limit runs alone.
+        calls = [scheduler.submit([[i] * 4]) for i in (1, 2, 3)] + [scheduler.submit([[4] * 12]), scheduler.submit([[5]])]
+        release.set()
+        assert first.future.result(30) == [0.0]
+        assert [c.future.result(30) for c in calls] == [[1.0], [2.0], [3.0], [4.0], [5.0]]
+    finally:
+        scheduler.close()
+    assert rounds == [[0], [1, 2], [3], [4], [5]]
+
+
+def test_a_cancelled_call_leaves_the_next_pack(packed, monkeypatch):
+    backend = packed.backend
+    calls = [packed.prompts.build("Judge", f"query {i}", [f"doc {i} {j}" for j in range(3 + i)]) for i in range(3)]
+    serial = [backend.score_prompts(c) for c in calls]
+    sizes, entered, release = _gate_first_round(backend, monkeypatch)
+
+    async def main():
+        first = asyncio.create_task(backend.ascore_prompts(calls[0]))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        cancelled = asyncio.create_task(backend.ascore_prompts(calls[1]))
+        kept = asyncio.create_task(backend.ascore_prompts(calls[2]))
+        while backend.scheduler.waiting < 2:
+            await asyncio.sleep(0.01)
+        cancelled.cancel()
+        await asyncio.sleep(0.05)
+        assert backend.scheduler.waiting == 1
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        return await first, await kept
+
+    got_first, got_kept = asyncio.run(main())
+    assert sizes == [len(calls[0]), len(calls[2])]  # the cancelled call's documents are in no pack
+    _close(got_first, serial[0], tol=1e-6)
+    _close(got_kept, serial[2], tol=1e-6)
+
+
 def test_a_bad_call_scored_together_fails_alone(packed, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    from qwen3_rerank import Qwen3RerankValueError
-
     backend = packed.backend
     good = packed.prompts.build("Judge", "query", ["a document", "another"])
-    bad = [[1, 2, backend.vocab_size + 5]]
-    serial = backend.score_prompts(good)
-    _, entered, release = _gate_first_forward(backend, monkeypatch)
+    other = packed.prompts.build("Judge", "query two", ["a third document"])
+    serial, serial_other = backend.score_prompts(good), backend.score_prompts(other)
+    sizes, entered, release = _gate_first_round(backend, monkeypatch)
+    real = backend.scheduler._finish
+
+    def finish(handle):  # the combined round fails as a pack too large for memory would; alone, each passes
+        if handle[2] == len(good) + len(other):
+            raise RuntimeError("simulated failure of the combined round")
+        return real(handle)
+
+    monkeypatch.setattr(backend.scheduler, "_finish", finish)
     with ThreadPoolExecutor(3) as pool:
         first = pool.submit(backend.score_prompts, good)
         assert entered.wait(30)
-        bad_call, good_call = pool.submit(backend.score_prompts, bad), pool.submit(backend.score_prompts, good)
+        a, b = pool.submit(backend.score_prompts, good), pool.submit(backend.score_prompts, other)
         _wait_for_waiting(backend, 2)
         release.set()
         assert first.result(30) == serial
-        with pytest.raises(Qwen3RerankValueError, match="prompt ids must lie in"):
-            bad_call.result(30)
-        _close(good_call.result(30), serial, tol=1e-6)
+        _close(a.result(30), serial, tol=1e-6)
+        _close(b.result(30), serial_other, tol=1e-6)
+    assert sizes[:2] == [len(good), len(good) + len(other)]
+
+
+def test_bad_ids_fail_the_caller_before_queueing(packed):
+    from qwen3_rerank import Qwen3RerankValueError
+
+    with pytest.raises(Qwen3RerankValueError, match="prompt ids must lie in"):
+        packed.backend.score_prompts([[1, 2, packed.backend.vocab_size + 5]])
+    assert packed.backend.scheduler.waiting == 0
+
+
+def test_closed_backend_refuses_calls(tiny_model_dir):
+    from qwen3_rerank.backends.packed_backend import PackedBackend
+
+    backend = PackedBackend(str(tiny_model_dir), dtype="float32")
+    backend.close()
+    with pytest.raises(Exception, match="closed"):
+        backend.score_prompts([[1, 2, 3]])

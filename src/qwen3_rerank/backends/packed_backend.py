@@ -7,15 +7,18 @@ prefix's keys and its own, at the positions of its own one-pair prompt, so each 
 prompt's score; only the last id of each prompt meets the final norm and the two LM-head rows.
 
 On CUDA attention is variable-length FlashAttention (``torch.nn.attention.varlen.varlen_attn``); elsewhere
-one ``scaled_dot_product_attention`` per segment. There is never a mask over the whole pack.
+one ``scaled_dot_product_attention`` per segment. There is never a mask over the whole pack. On CUDA each pack
+is padded to a bucketed shape (``packing.pad_pack``) and replayed as a captured CUDA graph (``packed_graphs``).
+
+All device work runs on one thread (``packed_scheduler``): calls queue first come, first served, and each
+round packs the calls at the head of the queue together.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import (
@@ -26,28 +29,15 @@ from ..errors import (
     Qwen3RerankValueError,
 )
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin
-from .packing import Pack, group_by_shared_prefix, pack_groups
+from .packed_scheduler import Scheduler
+from .packing import Pack, group_by_shared_prefix, pack_groups, pad_pack
 
 __all__ = ["PackedBackend"]
 
 DEFAULT_TOKEN_BUDGET = 65536
 
 
-@dataclass(eq=False)
-class _Waiting:
-    """One call's prompts, waiting for a forward; its scores or error once one has run."""
-
-    prompts: Sequence[Sequence[int]]
-    scores: list[float] | None = None
-    error: BaseException | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.scores is not None or self.error is not None
-
-
-class PackedBackend(ThreadedAsyncMixin):
+class PackedBackend:
     """Shared-prefix, padding-free scoring on one device (one GPU, or the CPU).
 
     Args:
@@ -58,6 +48,11 @@ class PackedBackend(ThreadedAsyncMixin):
         attention: ``"auto"`` (varlen FlashAttention on CUDA with 16-bit weights, else SDPA per segment),
             ``"varlen"`` or ``"sdpa"``.
         compile: run the layer loop under ``torch.compile`` (dynamic shapes; the first calls compile).
+        cuda_graphs: replay each pack's forward as a CUDA graph captured per padded shape (default: on CUDA).
+        pad_packs: pad every pack to a bucketed shape (default: when ``cuda_graphs``); on the CPU it runs the
+            very layout the graphs replay, which is how the tests check that padding changes no score.
+        max_batch_tokens: prompt ids of queued calls combined into one round (first come, first served; a
+            call larger than this runs alone). Default: ``token_budget``.
         model_kwargs: extra ``AutoModelForCausalLM.from_pretrained`` arguments.
     """
 
@@ -72,6 +67,9 @@ class PackedBackend(ThreadedAsyncMixin):
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         attention: str = "auto",
         compile: bool = False,
+        cuda_graphs: bool | None = None,
+        pad_packs: bool | None = None,
+        max_batch_tokens: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -83,8 +81,15 @@ class PackedBackend(ThreadedAsyncMixin):
 
         if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0:
             raise Qwen3RerankValueError(f"token_budget must be a positive int (ids per forward), got {token_budget!r}")
-        if not isinstance(compile, bool):
-            raise Qwen3RerankValueError(f"compile must be True or False, got {compile!r}")
+        for flag, value in (("compile", compile), ("cuda_graphs", cuda_graphs), ("pad_packs", pad_packs)):
+            if not isinstance(value, bool) and not (value is None and flag != "compile"):
+                raise Qwen3RerankValueError(f"{flag} must be True or False, got {value!r}")
+        if max_batch_tokens is not None and (
+            isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens <= 0
+        ):
+            raise Qwen3RerankValueError(
+                f"max_batch_tokens must be a positive int (prompt ids per round) or None, got {max_batch_tokens!r}"
+            )
         if attention not in ("auto", "varlen", "sdpa"):
             raise Qwen3RerankValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {attention!r}")
         self._torch = torch
@@ -98,6 +103,12 @@ class PackedBackend(ThreadedAsyncMixin):
             raise Qwen3RerankValueError(
                 f"attention='varlen' needs a CUDA device, got {self.device}; pass attention='sdpa'"
             )
+        if cuda_graphs and self.device.type != "cuda":
+            raise Qwen3RerankValueError(f"cuda_graphs=True needs a CUDA device, got {self.device}; pass cuda_graphs=False")
+        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        self.pad_packs = self.cuda_graphs if pad_packs is None else pad_packs
+        if self.cuda_graphs and not self.pad_packs:
+            raise Qwen3RerankValueError("cuda_graphs=True needs pad_packs=True (graphs replay bucketed shapes)")
         try:
             self.model: Any = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
         except (OSError, ValueError) as exc:
@@ -131,10 +142,14 @@ class PackedBackend(ThreadedAsyncMixin):
             )
             self._forward = compiled
             self.compiled = True
-        self._lock = threading.Lock()  # one forward at a time: a torch module is not meant for many threads
-        # Calls that arrive while a forward runs wait here; the next lock holder scores them all together.
-        self._waiting: list[_Waiting] = []
-        self._waiting_lock = threading.Lock()
+        self._graphs: Any = None
+        if self.cuda_graphs:
+            from .packed_graphs import GraphRunner
+
+            self._graphs = GraphRunner(self._forward)
+        # Every forward runs on the scheduler's one thread: a torch module (and a CUDA graph) is not meant
+        # for many threads.
+        self.scheduler: Scheduler[Any] = Scheduler(self._launch, self._finish, max_batch_tokens or token_budget)
 
     def _forward_with(self, attend: Any) -> Any:
         model, packed_last_hidden = self.model, self._layers.packed_last_hidden
@@ -146,102 +161,101 @@ class PackedBackend(ThreadedAsyncMixin):
 
     # -- scoring ------------------------------------------------------------------------------------
 
-    def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        """Scores in input order. Concurrent calls share forwards: callers that arrive while one runs are
-        packed together into the next (flat combining; their prompts mix in packs exactly as one call's do)."""
+    def _check(self, prompts: Sequence[Sequence[int]]) -> None:
         for i, prompt in enumerate(prompts):
             if len(prompt) == 0:
                 raise Qwen3RerankValueError(f"prompt {i} is empty; build prompts with qwen3_rerank.PromptBuilder")
+            lo, hi = min(prompt), max(prompt)
+            if lo < 0 or hi >= self.vocab_size:
+                raise Qwen3RerankValueError(
+                    f"prompt ids must lie in [0, {self.vocab_size}), got {lo if lo < 0 else hi} in prompt {i}; "
+                    "build prompts with qwen3_rerank.PromptBuilder"
+                )
+
+    def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        """Scores in input order. Calls queue first come, first served; calls waiting together are packed
+        into the same forwards (their prompts mix in packs exactly as one call's do)."""
+        self._check(prompts)
         if not prompts:
             return []
-        mine = _Waiting(prompts)
-        with self._waiting_lock:
-            self._waiting.append(mine)
-        with self._lock:
-            # Whoever held the lock before may have scored this call along with its own.
-            if not mine.finished:
-                with self._waiting_lock:
-                    batch, self._waiting = self._waiting, []
-                self._score_together(batch)
-        if mine.error is not None:
-            raise mine.error
-        return mine.scores  # type: ignore[return-value]
-
-    def _score_together(self, batch: list[_Waiting]) -> None:
+        future = self.scheduler.submit(prompts).future
         try:
-            try:
-                scores = self._score_now([prompt for waiting in batch for prompt in waiting.prompts])
-            except Exception as exc:
-                if len(batch) == 1:
-                    batch[0].error = exc
-                    return
-                # One caller's bad prompt (or a pack too large for memory) must not fail the others.
-                for waiting in batch:
-                    try:
-                        waiting.scores = self._score_now(waiting.prompts)
-                    except Exception as own:
-                        waiting.error = own
-                return
-            start = 0
-            for waiting in batch:
-                waiting.scores = scores[start : start + len(waiting.prompts)]
-                start += len(waiting.prompts)
-        finally:
-            for waiting in batch:
-                if not waiting.finished:  # interrupted (KeyboardInterrupt) while scoring another's call
-                    waiting.error = EngineError("scoring was interrupted in another thread; call again")
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted (Ctrl-C) while queued: its prompts leave the next round
+            raise
 
-    def _score_now(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        """Score under the lock, in input order."""
+    async def ascore_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
+        """As :meth:`score_prompts`, awaited; cancelling the awaiting task removes a queued call's prompts
+        from the next round (one already running finishes and its scores are dropped)."""
+        self._check(prompts)
+        if not prompts:
+            return []
+        return await asyncio.wrap_future(self.scheduler.submit(prompts).future)
+
+    # -- the device thread ---------------------------------------------------------------------------
+
+    def _launch(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, list[int], int]:
+        """Lay out and launch every pack of a round; the device runs them while the host moves on."""
         torch = self._torch
         order: list[int] = []
+        groups = group_by_shared_prefix(prompts)
+        groups.sort(key=lambda g: min(g.members))  # first come, first packed
+        # A padded pack has at least one padding id; the budget keeps full packs inside their bucket.
+        budget = self.token_budget - 1 if self.pad_packs and self.token_budget > 1 else self.token_budget
         with torch.inference_mode():
             logits = []
-            # Packs are laid out lazily: the host lays out the next while the device runs this one; the
-            # only sync is the final copy.
-            for pack in pack_groups(prompts, group_by_shared_prefix(prompts), self.token_budget):
-                logits.append(self._logits(pack))
+            for pack in pack_groups(prompts, groups, budget):
+                logits.append(self._logits(pad_pack(pack) if self.pad_packs else pack)[: len(pack.scored)])
                 order.extend(pack.scored)
-            values = torch.cat(logits).cpu().tolist()
-        scores: list[float | None] = [None] * len(prompts)
-        for index, (z_yes, z_no) in zip(order, values, strict=True):
+            values = torch.cat(logits)
+            if values.device.type == "cuda":
+                host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+                host.copy_(values, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+                return (host, done), order, len(prompts)
+        return (values, None), order, len(prompts)
+
+    def _finish(self, launched: tuple[Any, list[int], int]) -> list[float]:
+        (values, done), order, count = launched
+        if done is not None:
+            done.synchronize()
+        scores: list[float | None] = [None] * count
+        for index, (z_yes, z_no) in zip(order, values.tolist(), strict=True):
             scores[index] = relevance_from_logits(z_yes, z_no)
         if any(s is None for s in scores):  # pragma: no cover - pack_groups places every prompt once
             raise EngineError("the packed backend lost a prompt while packing; please report this")
         return scores  # type: ignore[return-value]
 
     def _logits(self, pack: Pack) -> Any:
-        layout = self._to_device(pack)
+        layout = self._layers.device_layout(pack, self.device)
         try:
-            hidden = self._forward(layout)
+            hidden = self._graphs(layout) if self._graphs is not None else self._forward(layout)
         except Exception as exc:
-            if not self.compiled or isinstance(exc, self._torch.OutOfMemoryError):
+            if isinstance(exc, self._torch.OutOfMemoryError) or not (self.compiled or self._graphs is not None):
                 raise
-            # torch.compile failing on this torch/GPU must not cost the scores: the eager loop computes the same.
+            # torch.compile or graph capture failing on this torch/GPU must not cost the scores: the eager
+            # loop computes the same.
+            what = "CUDA graph capture" if self._graphs is not None else "torch.compile"
             warnings.warn(
-                f"torch.compile failed ({type(exc).__name__}: {exc}); packed backend runs eagerly",
+                f"{what} failed ({type(exc).__name__}: {exc}); packed backend runs eagerly",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            self._forward, self.compiled = self._eager, False
+            self._forward, self.compiled, self._graphs = self._eager, False, None
             hidden = self._forward(layout)
         return hidden.float() @ self._yes_no.T
-
-    def _to_device(self, pack: Pack) -> Any:
-        lo, hi = min(pack.token_ids), max(pack.token_ids)
-        if lo < 0 or hi >= self.vocab_size:
-            raise Qwen3RerankValueError(
-                f"prompt ids must lie in [0, {self.vocab_size}), got {lo if lo < 0 else hi}; "
-                "build prompts with qwen3_rerank.PromptBuilder"
-            )
-        return self._layers.device_layout(pack, self.device)
 
     def close(self) -> None:
         model = getattr(self, "model", None)
         if model is None:
             return
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            scheduler.close()
         self.model = None
-        self._forward = self._eager = None
+        self._forward = self._eager = self._graphs = None
         del model
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()

@@ -45,10 +45,14 @@ class DeviceLayout:
     max_q: int
     max_k: int
     last: torch.Tensor
-    tail_key_index: torch.Tensor
-    cu_one: torch.Tensor
-    cu_tail_k: torch.Tensor
-    max_tail_k: int
+
+    @property
+    def shape_key(self) -> tuple[int, ...]:
+        """Everything a captured CUDA graph fixes: the tensors' lengths and the kernel's bounds."""
+        return (len(self.ids), len(self.key_index), len(self.cu_q), len(self.last), self.max_q, self.max_k)
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.ids, self.positions, self.key_index, self.cu_q, self.cu_k, self.last)
 
 
 def _cumulative(lengths: list[int]) -> list[int]:
@@ -67,58 +71,39 @@ def _upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 def device_layout(pack: Any, device: torch.device) -> DeviceLayout:
     """Expand a pack's per-segment lengths into the per-id tensors the forward reads, on the device: the host
     sends the ids and a few numbers per segment, never a list per id."""
-
-    def put(values: list[int], dtype: torch.dtype = torch.long) -> torch.Tensor:
-        return _upload(torch.tensor(values, dtype=dtype), device)
-
     q_lens, key_lens = pack.query_lens, pack.key_lens
-    tails = [s for s, tail in enumerate(pack.is_tail) if tail]
     cu_q_host, cu_k_host = _cumulative(q_lens), _cumulative(key_lens)
-    tail_k_lens = [key_lens[s] for s in tails]
-    # Columns of one small upload: per-segment numbers, then the tails' segment numbers.
-    seg = put(
-        [
-            *q_lens,
-            *key_lens,
-            *pack.first_position,
-            *pack.prefix_start,
-            *pack.prefix_len,
-            *cu_q_host,
-            *cu_k_host,
-            *tails,
-            *tail_k_lens,
-        ]
+    last = pack.last_index
+    # Columns of one small upload: per-segment numbers, then the scored rows.
+    seg = _upload(
+        torch.tensor(
+            [*q_lens, *key_lens, *pack.first_position, *pack.prefix_start, *pack.prefix_len, *cu_q_host, *cu_k_host, *last],
+            dtype=torch.long,
+        ),
+        device,
     )
     n = len(q_lens)
     q_len, k_len, pos0, p_start, p_len = (seg[i * n : (i + 1) * n] for i in range(5))
     cu_q, cu_k = seg[5 * n : 6 * n + 1], seg[6 * n + 1 : 7 * n + 2]
-    tail_seg, tail_k_len = seg[7 * n + 2 : 7 * n + 2 + len(tails)], seg[7 * n + 2 + len(tails) :]
-    tokens, keys, tail_keys = cu_q_host[-1], cu_k_host[-1], sum(tail_k_lens)
+    tokens, keys = cu_q_host[-1], cu_k_host[-1]
     segments = torch.arange(n, device=device)
-
-    def keys_of(which: torch.Tensor, lens: torch.Tensor, total: int) -> torch.Tensor:
-        # Key slot j of segment s: the prefix's ids first, then the segment's own.
-        owner = torch.repeat_interleave(which, lens, output_size=total)
-        starts = torch.cumsum(lens, 0) - lens
-        local = torch.arange(total, device=device) - torch.repeat_interleave(starts, lens, output_size=total)
-        own = local - p_len[owner]
-        return torch.where(own < 0, p_start[owner] + local, cu_q[owner] + own)
-
+    # Key slot j of segment s: the prefix's ids first, then the segment's own.
+    owner_k = torch.repeat_interleave(segments, k_len, output_size=keys)
+    local = torch.arange(keys, device=device) - cu_k[owner_k]
+    own = local - p_len[owner_k]
+    key_index = torch.where(own < 0, p_start[owner_k] + local, cu_q[owner_k] + own)
     owner = torch.repeat_interleave(segments, q_len, output_size=tokens)
     positions = pos0[owner] + torch.arange(tokens, device=device) - cu_q[owner]
+    max_q, max_k = pack.bounds or (max(q_lens), max(key_lens))
     return DeviceLayout(
         ids=_upload(torch.frombuffer(pack.token_ids, dtype=torch.long), device),
         positions=positions,
-        key_index=keys_of(segments, k_len, keys),
+        key_index=key_index,
         cu_q=cu_q.to(torch.int32),
         cu_k=cu_k.to(torch.int32),
-        max_q=max(q_lens),
-        max_k=max(key_lens),
-        last=cu_q[tail_seg + 1] - 1,
-        tail_key_index=keys_of(tail_seg, tail_k_len, tail_keys),
-        cu_one=torch.arange(len(tails) + 1, device=device, dtype=torch.int32),
-        cu_tail_k=put(_cumulative(tail_k_lens), torch.int32),
-        max_tail_k=max(tail_k_lens),
+        max_q=max_q,
+        max_k=max_k,
+        last=seg[7 * n + 2 :],
     )
 
 
@@ -141,6 +126,8 @@ def _sdpa_segments(n_rep: int, scale: float) -> Attention:
         for s in range(len(bounds_q) - 1):
             qs, qe, ks, ke = bounds_q[s], bounds_q[s + 1], bounds_k[s], bounds_k[s + 1]
             n_q, n_k = qe - qs, ke - ks
+            if n_q == 0:  # an empty or key-only segment (a padded pack's): no query reads anything
+                continue
             qh, kh, vh = (t.transpose(0, 1) for t in (q[qs:qe], k[ks:ke], v[ks:ke]))
             # SDPA's is_causal aligns to the first key; a tail's queries are its last n_q keys.
             mask = None if n_q == n_k else torch.ones(n_q, n_k, dtype=torch.bool, device=q.device).tril(n_k - n_q)
@@ -188,9 +175,10 @@ def _agrees_with_sdpa(
     head_dim: int,
 ) -> bool:
     """A small layout with shorter query than key segments: catches a kernel whose causal mask is aligned to the
-    first key (that would attend tails to the wrong keys) before it scores anything."""
+    first key (that would attend tails to the wrong keys) before it scores anything. It ends as a padded
+    pack does (packing.pad_pack): a key-only segment and an empty one, which must not disturb the others."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    q_lens, k_lens = [5, 3, 1, 7], [5, 8, 9, 7]
+    q_lens, k_lens = [5, 3, 1, 7, 0, 0], [5, 8, 9, 7, 4, 0]
     rand = lambda n, h: torch.randn(n, h, head_dim, generator=gen).to(device, dtype)  # noqa: E731
     q, k, v = rand(sum(q_lens), heads), rand(sum(k_lens), kv_heads), rand(sum(k_lens), kv_heads)
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device=device)  # noqa: E731
@@ -261,8 +249,9 @@ def _typed(attend: Attention) -> Callable[..., torch.Tensor]:
 def packed_last_hidden(model: Any, attend: Attention, layout: DeviceLayout) -> torch.Tensor:
     """Final-normed hidden states at each scored prompt's last id, [scored, hidden].
 
-    The last layer computes queries, attention output and MLP only at those positions (their keys and
-    values still come from every id); nothing after it reads the other positions.
+    The last layer's attention output, residual and MLP are computed only at those rows (its queries,
+    keys and values still at every id, with the same layout as every other layer); nothing after it reads
+    the other positions.
     """
     from transformers.models.qwen3.modeling_qwen3 import rotate_half
 
@@ -275,20 +264,15 @@ def packed_last_hidden(model: Any, attend: Attention, layout: DeviceLayout) -> t
         attn = layer.self_attn
         head_dim = attn.head_dim
         x = layer.input_layernorm(h)
+        q = attn.q_norm(attn.q_proj(x).view(tokens, -1, head_dim))
         k = attn.k_norm(attn.k_proj(x).view(tokens, -1, head_dim))
+        q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         v = attn.v_proj(x).view(tokens, -1, head_dim)
+        keys = layout.key_index
+        o = attend(q, k[keys], v[keys], layout.cu_q, layout.cu_k, layout.max_q, layout.max_k)
         if i == len(layers) - 1:
-            last = layout.last
-            x, h, c, s = x[last], h[last], cos[last], sin[last]
-            keys, cu_q, cu_k = layout.tail_key_index, layout.cu_one, layout.cu_tail_k
-            max_q, max_k = 1, layout.max_tail_k
-        else:
-            c, s = cos, sin
-            keys, cu_q, cu_k, max_q, max_k = layout.key_index, layout.cu_q, layout.cu_k, layout.max_q, layout.max_k
-        q = attn.q_norm(attn.q_proj(x).view(x.shape[0], -1, head_dim))
-        q = q * c + rotate_half(q) * s
-        o = attend(q, k[keys], v[keys], cu_q, cu_k, max_q, max_k)
+            o, h = o[layout.last], h[layout.last]
         h = h + attn.o_proj(o.reshape(o.shape[0], -1))
         h = h + layer.mlp(layer.post_attention_layernorm(h))
     return base.norm(h)

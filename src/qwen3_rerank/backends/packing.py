@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import Qwen3RerankValueError
 
-__all__ = ["Group", "Pack", "group_by_shared_prefix", "pack_groups"]
+__all__ = ["Group", "Pack", "bucket", "group_by_shared_prefix", "pack_groups", "pad_pack"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +128,29 @@ class Pack:
     prefix_start: list[int]  # stream index of the segment's prefix (0 when it has none)
     prefix_len: list[int]  # prefix keys the segment reads before its own
     is_tail: list[bool]
+    #: scored rows past ``scored``, each reading stream id ``pad_start`` (a padded pack's fixed row count)
+    pad_slots: int = 0
+    pad_start: int = 0
+    #: (max_q, max_k) the attention kernel is told; None: the segments' own maxima
+    bounds: tuple[int, int] | None = None
 
     @property
     def num_tokens(self) -> int:
         return len(self.token_ids)
+
+    @property
+    def num_keys(self) -> int:
+        return sum(self.prefix_len) + len(self.token_ids)
+
+    @property
+    def last_index(self) -> list[int]:
+        """Stream index of each scored row: the last id of each tail, then ``pad_slots`` padding ids."""
+        out, end = [], 0
+        for q_len, tail in zip(self.query_lens, self.is_tail, strict=True):
+            end += q_len
+            if tail:
+                out.append(end - 1)
+        return out + [self.pad_start] * self.pad_slots
 
     @property
     def key_lens(self) -> list[int]:
@@ -193,3 +212,59 @@ def pack_groups(prompts: Sequence[Sequence[int]], groups: Sequence[Group], token
             used += cost
     if builder.scored:
         yield builder.build()
+
+
+# -- padding to bucketed shapes (CUDA graphs replay fixed shapes) ----------------------------------------
+
+#: the smallest token bucket; below it a pack is padded up to it
+MIN_TOKEN_BUCKET = 256
+
+
+def bucket(n: int, steps_per_octave: int = 16, minimum: int = MIN_TOKEN_BUCKET) -> int:
+    """The smallest bucket >= ``n``: ``minimum``, then ``steps_per_octave`` even steps per doubling (16 steps
+    waste at most 1/16 of a pack on padding; 1 step is the next power of two)."""
+    if n <= minimum:
+        return minimum
+    octave = 1 << (n - 1).bit_length() - 1  # largest power of two < n
+    step = max(1, octave // steps_per_octave)
+    return -(-n // step) * step
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+def pad_pack(pack: Pack, pad_id: int = 0) -> Pack:
+    """``pack`` padded to bucketed shapes, so that a handful of captured CUDA graphs serve every pack.
+
+    Five shapes are fixed per bucket: ids (``bucket(T + 1)``, so there is always a padding id), gathered keys
+    (ids + a bucketed count of prefix keys), segments and scored rows (a power of two), and the
+    ``(max_q, max_k)`` the kernel is told (powers of two). Padding never meets a real id: padding ids form
+    their own segments (at most ``max_q`` ids each, attending only to themselves), extra keys form segments
+    with no queries, unused segment slots are empty, and extra scored rows read a padding id. Every real
+    segment keeps its ids, positions and keys, so no score changes.
+    """
+    tokens, prefix_keys = pack.num_tokens, sum(pack.prefix_len)
+    max_q = 1 << max(63, max(pack.query_lens) - 1).bit_length()
+    max_k = 1 << max(max_q - 1, max(pack.key_lens) - 1).bit_length()
+    total = bucket(tokens + 1)
+    pad_q = _chunks(total - tokens, max_q)
+    extra = (bucket(prefix_keys, 8) if prefix_keys else 0) - prefix_keys
+    # Key-only segments read ids [0, n) of the stream: real keys, but no query reads them.
+    pad_k = _chunks(extra, min(max_k, total))
+    used = len(pack.query_lens) + len(pad_q) + len(pad_k)
+    segments = 1 << max(7, used - 1).bit_length()
+    empty = segments - used
+    pad_ids = array("q", [pad_id]) * (total - tokens)
+    return Pack(
+        scored=pack.scored,
+        token_ids=pack.token_ids + pad_ids,
+        query_lens=[*pack.query_lens, *pad_q, *[0] * len(pad_k), *[0] * empty],
+        first_position=[*pack.first_position, *[0] * (len(pad_q) + len(pad_k) + empty)],
+        prefix_start=[*pack.prefix_start, *[0] * (len(pad_q) + len(pad_k) + empty)],
+        prefix_len=[*pack.prefix_len, *[0] * len(pad_q), *pad_k, *[0] * empty],
+        is_tail=[*pack.is_tail, *[False] * (len(pad_q) + len(pad_k) + empty)],
+        pad_slots=segments - len(pack.scored),
+        pad_start=tokens,
+        bounds=(max_q, max_k),
+    )
