@@ -391,7 +391,8 @@ def test_rounds_take_the_queue_first_come_first_served_up_to_the_token_limit():
             time.sleep(0.01)
         # 4 + 4 ids fit one round of 10, the third call does not (it would overtake nobody, but waits its turn);
         # a call larger than the limit runs alone.
-        calls = [scheduler.submit([[i] * 4]) for i in (1, 2, 3)] + [scheduler.submit([[4] * 12]), scheduler.submit([[5]])]
+        calls = [scheduler.submit([[i] * 4]) for i in (1, 2, 3)]
+        calls += [scheduler.submit([[4] * 12]), scheduler.submit([[5]])]
         release.set()
         assert first.future.result(30) == [0.0]
         assert [c.future.result(30) for c in calls] == [[1.0], [2.0], [3.0], [4.0], [5.0]]

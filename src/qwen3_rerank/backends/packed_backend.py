@@ -104,7 +104,9 @@ class PackedBackend:
                 f"attention='varlen' needs a CUDA device, got {self.device}; pass attention='sdpa'"
             )
         if cuda_graphs and self.device.type != "cuda":
-            raise Qwen3RerankValueError(f"cuda_graphs=True needs a CUDA device, got {self.device}; pass cuda_graphs=False")
+            raise Qwen3RerankValueError(
+                f"cuda_graphs=True needs a CUDA device, got {self.device}; pass cuda_graphs=False"
+            )
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         self.pad_packs = self.cuda_graphs if pad_packs is None else pad_packs
         if self.cuda_graphs and not self.pad_packs:

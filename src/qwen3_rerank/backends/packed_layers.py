@@ -77,7 +77,16 @@ def device_layout(pack: Any, device: torch.device) -> DeviceLayout:
     # Columns of one small upload: per-segment numbers, then the scored rows.
     seg = _upload(
         torch.tensor(
-            [*q_lens, *key_lens, *pack.first_position, *pack.prefix_start, *pack.prefix_len, *cu_q_host, *cu_k_host, *last],
+            [
+                *q_lens,
+                *key_lens,
+                *pack.first_position,
+                *pack.prefix_start,
+                *pack.prefix_len,
+                *cu_q_host,
+                *cu_k_host,
+                *last,
+            ],
             dtype=torch.long,
         ),
         device,

@@ -128,14 +128,14 @@ class Scheduler(Generic[Handle]):
         self.rounds.append(len(batch))
         try:
             return batch, self._launch([p for r in batch for p in r.prompts])
-        except BaseException as exc:  # noqa: BLE001 - every caller must get an answer
+        except BaseException as exc:
             self._alone(batch, exc)
             return None
 
     def _collect(self, batch: list[Request], handle: Any) -> None:
         try:
             scores = self._finish(handle)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self._alone(batch, exc)
             return
         start = 0
