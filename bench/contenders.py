@@ -158,6 +158,9 @@ class OursPacked(Contender):
             "token_budget": backend.token_budget,
             "dtype": str(backend.dtype),
             "device": str(backend.device),
+            "cuda_graphs": backend.cuda_graphs,
+            "pad_packs": backend.pad_packs,
+            "max_batch_tokens": backend.scheduler.max_batch_tokens,
         }
 
     def score_pairs(self, pairs: Pairs) -> list[float]:
@@ -174,6 +177,17 @@ class OursPacked(Contender):
         backend = self.reranker.backend if not self.reranker.closed else None
         if backend is not None:
             info["packed"]["compile"] = backend.compiled  # False again if compiling failed and it fell back
+            graphs = backend._graphs
+            info["packed"]["cuda_graphs"] = graphs is not None  # False again if capture failed
+            if graphs is not None:
+                info["packed"]["graphs"] = {
+                    "captured": [list(k) for k in graphs.graphs],
+                    "replays": graphs.replays,
+                    "uncaptured": graphs.uncaptured,
+                }
+            rounds = backend.scheduler.rounds
+            info["packed"]["rounds"] = len(rounds)
+            info["packed"]["calls_per_round_max"] = max(rounds, default=0)
             torch = backend._torch
             if torch.cuda.is_available():
                 info["torch_max_memory_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -264,7 +278,9 @@ class VLLMServe(Ours):
         deadline = time.monotonic() + 900
         while True:
             if self.server.poll() is not None:
-                raise RuntimeError(f"vllm serve exited with {self.server.returncode}; see {log.name}")
+                log.flush()
+                tail = Path(log.name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"vllm serve exited with {self.server.returncode}; its log ends:\n{tail}")
             try:
                 with urllib.request.urlopen(url + "/v1/models", timeout=2):
                     break

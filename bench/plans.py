@@ -21,6 +21,10 @@ def _run(label: str, contender: str, shape: str, est_s: int, **settings: Any) ->
     return {"label": label, "contender": contender, "shape": shape, "est_s": est_s, "workloads": _ALL, **settings}
 
 
+#: the packed backend as the benchmark runs it: torch.compile and CUDA graphs (graphs are on by default on CUDA)
+_PACKED: dict[str, Any] = {"compile": True}
+
+
 def _variant(label: str, est_s: int, **engine_options: Any) -> Run:
     """Ours on 0.6B with engine options beyond the defaults: bulk and RAG only (one engine start each)."""
     return _run(label, "ours", "0.6B", est_s, workloads="bulk,rag", reps=2, engine_options=engine_options)
@@ -35,6 +39,7 @@ PLANS: dict[str, list[Run]] = {
         _run("transformers", "transformers", "0.6B", 60),
         _run("sentence_transformers", "sentence_transformers", "0.6B", 60),
         _variant("ours+async_scheduling", 150, async_scheduling=True),
+        _run("ours_packed", "ours_packed", "0.6B", 60, workloads="bulk,rag,concurrent", extras="exactness,profile"),
     ],
     # 0.6B side by side, the vLLM contenders (one engine each).
     "a": [
@@ -76,6 +81,51 @@ PLANS: dict[str, list[Run]] = {
         _run("vllm_score_e", "vllm_score", "0.6B", 140, reps=2),
         _run("ours_packed", "ours_packed", "4B", 90, workloads="bulk", reps=2, engine_options={"compile": True}),
         _run("ours_packed-eager", "ours_packed", "0.6B", 50, workloads="bulk,rag", reps=2),
+    ],
+    # The packed backend with CUDA graphs against ours on vLLM (the default), one machine, three calls back to
+    # back (the first runs while the vLLM bundle travels; packed needs no vLLM). g1: the ceiling, packed as
+    # shipped (compile + graphs) on every workload with its exactness and profile, and each step's gain.
+    "g1": [
+        {"label": "gemm_floor", "script": "gemm_floor", "est_s": 40},
+        _run(
+            "packed_g",
+            "ours_packed",
+            "0.6B",
+            150,
+            workloads="bulk,rag,concurrent",
+            reps=3,
+            extras="exactness,profile,rag_breakdown",
+            engine_options=_PACKED,
+        ),
+        _run(
+            "packed_g-nographs",
+            "ours_packed",
+            "0.6B",
+            70,
+            workloads="bulk,rag",
+            reps=2,
+            engine_options={**_PACKED, "cuda_graphs": False},
+        ),
+        _run(
+            "packed_g-nocompile",
+            "ours_packed",
+            "0.6B",
+            60,
+            workloads="bulk,rag",
+            reps=2,
+            engine_options={**_PACKED, "compile": False},
+        ),
+        _run("packed_g", "ours_packed", "4B", 100, workloads="bulk,rag", reps=2, rag_calls=20, engine_options=_PACKED),
+    ],
+    # g2 (after the bundle is unpacked): packed again and vLLM, back to back in one call, same clients.
+    "g2": [
+        _run("packed_g2", "ours_packed", "0.6B", 110, workloads="bulk,rag,concurrent", reps=3, engine_options=_PACKED),
+        _run("vllm_g2", "ours", "0.6B", 150, workloads="bulk,rag,concurrent", reps=3),
+        _run("vllm_g2", "ours", "4B", 160, workloads="bulk,rag", reps=2, rag_calls=20, rag_warmup=3),
+    ],
+    # g3: vllm serve + our server backend under the same clients (needs .vllm-gpu/server-wheels carried).
+    "g3": [
+        _run("vllm_serve_g3", "vllm_serve", "0.6B", 200, workloads="concurrent"),
     ],
     # Long documents (10k-30k tokens, past max_length 8192) scored by chunks, and truncated for the cost.
     "f": [

@@ -257,6 +257,35 @@ def run_exactness(c: Any, sizes: Sizes, model: str) -> dict[str, Any]:
     }
 
 
+def run_profile(c: Any, sizes: Sizes) -> dict[str, Any]:
+    """ours_packed only: where one RAG call's and one bulk call's time goes on the device (torch.profiler):
+    wall time, summed kernel time, and the top kernels, so every optimisation step has a measured target."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    out: dict[str, Any] = {}
+    cases = {
+        "rag": lambda: c.score_query(*rag_call("prof", sizes)),
+        "bulk": lambda: c.score_pairs(bulk("prof", sizes).pairs()),
+    }
+    for name, call in cases.items():
+        call()  # warm: every shape of this call compiled and captured before the profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            call()
+            wall = time.perf_counter() - start
+        events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+        kernel_us = sum(e.self_device_time_total for e in events)
+        top = sorted(events, key=lambda e: e.self_device_time_total, reverse=True)[:15]
+        out[name] = {
+            "wall_ms": wall * 1000.0,
+            "kernel_ms": kernel_us / 1000.0,
+            "top": [{"name": e.key[:120], "ms": e.self_device_time_total / 1000.0, "calls": e.count} for e in top],
+        }
+        print(f"  profile {name}: wall {wall * 1000:.1f} ms, kernels {kernel_us / 1000:.1f} ms", file=sys.stderr)
+    return out
+
+
 def run_long_chunk(c: Any, builder: PromptBuilder, sizes: Sizes, params: int) -> dict[str, Any]:
     """Ours only: documents longer than max_length, scored by chunks (and, for the cost, truncated)."""
     reranker = c.reranker
@@ -332,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--extras",
         default="",
-        help="ours only: bulk_prefix_first,build_only,rag_breakdown,long_chunk; ours_packed: exactness",
+        help="ours: bulk_prefix_first,build_only,rag_breakdown,long_chunk; packed: exactness,profile,rag_breakdown",
     )
     args = parser.parse_args(argv)
 
@@ -378,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_only": lambda: run_build_only(contender, sizes),
         "rag_breakdown": lambda: run_rag_breakdown(contender, sizes),
         "exactness": lambda: run_exactness(contender, sizes, args.model),
+        "profile": lambda: run_profile(contender, sizes),
         "long_chunk": lambda: run_long_chunk(contender, builder, sizes, params),
     }
     wanted = [w for w in args.workloads.split(",") if w] + [e for e in args.extras.split(",") if e]
