@@ -9,7 +9,7 @@
 # (with the bundle on PYTHONPATH), so nothing the machine or the bundle provides is shadowed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=.vllm-gpu/server-wheels
+dir=${WHEELS:-.vllm-gpu/server-wheels}
 case "${1:-}" in
   fetch)
     mkdir -p "$dir"

@@ -132,9 +132,18 @@ class PackedBackend:
         # Rows [yes, no] of the LM head (the embedding, when tied); the other 151k rows are never multiplied.
         self._yes_no = self.model.get_output_embeddings().weight[[YES_TOKEN_ID, NO_TOKEN_ID]].detach().float()
         self.max_prompt_tokens: int | None = int(config.max_position_embeddings)
-        attend, self.attention, self.attention_description = packed_layers.make_attention(
+        attend, self.attention, self.attention_description, padded_ok = packed_layers.make_attention(
             attention, self.device, self.dtype, config
         )
+        if self.pad_packs and not padded_ok:
+            # This torch's kernel mishandles the empty or key-only segments padding adds: score unpadded.
+            warnings.warn(
+                f"{self.attention_description} disagrees with SDPA on padded layouts; packs are not padded and "
+                "CUDA graphs are off",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.pad_packs = self.cuda_graphs = False
         self._eager = self._forward_with(attend)
         self._forward = self._eager
         self.compiled = False

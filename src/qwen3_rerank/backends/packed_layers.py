@@ -182,12 +182,13 @@ def _agrees_with_sdpa(
     heads: int,
     kv_heads: int,
     head_dim: int,
+    padded: bool = True,
 ) -> bool:
     """A small layout with shorter query than key segments: catches a kernel whose causal mask is aligned to the
     first key (that would attend tails to the wrong keys) before it scores anything. It ends as a padded
     pack does (packing.pad_pack): a key-only segment and an empty one, which must not disturb the others."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    q_lens, k_lens = [5, 3, 1, 7, 0, 0], [5, 8, 9, 7, 4, 0]
+    q_lens, k_lens = ([5, 3, 1, 7, 0, 0], [5, 8, 9, 7, 4, 0]) if padded else ([5, 3, 1, 7], [5, 8, 9, 7])
     rand = lambda n, h: torch.randn(n, h, head_dim, generator=gen).to(device, dtype)  # noqa: E731
     q, k, v = rand(sum(q_lens), heads), rand(sum(k_lens), kv_heads), rand(sum(k_lens), kv_heads)
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device=device)  # noqa: E731
@@ -196,8 +197,11 @@ def _agrees_with_sdpa(
     return bool(torch.allclose(got, want, atol=2e-2, rtol=2e-2))
 
 
-def make_attention(kind: str, device: torch.device, dtype: torch.dtype, config: Any) -> tuple[Attention, str, str]:
-    """The attention for ``kind`` ('auto', 'varlen', 'sdpa'): (function, kind used, description)."""
+def make_attention(
+    kind: str, device: torch.device, dtype: torch.dtype, config: Any
+) -> tuple[Attention, str, str, bool]:
+    """The attention for ``kind`` ('auto', 'varlen', 'sdpa'): (function, kind used, description, whether it
+    computes padded packs' layouts exactly: key-only and empty segments)."""
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     n_rep, scale = heads // kv_heads, head_dim**-0.5
@@ -205,7 +209,7 @@ def make_attention(kind: str, device: torch.device, dtype: torch.dtype, config: 
     if kind == "auto":
         kind = "varlen" if device.type == "cuda" and flash_dtype else "sdpa"
     if kind == "sdpa":
-        return _sdpa_segments(n_rep, scale), "sdpa", "scaled_dot_product_attention once per segment"
+        return _sdpa_segments(n_rep, scale), "sdpa", "scaled_dot_product_attention once per segment", True
     if kind != "varlen":
         raise Qwen3RerankValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {kind!r}")
     if device.type != "cuda" or not flash_dtype:
@@ -220,12 +224,13 @@ def make_attention(kind: str, device: torch.device, dtype: torch.dtype, config: 
             f"torch {torch.__version__} has no torch.nn.attention.varlen (torch >= 2.9 does); "
             "upgrade torch, or pass attention='sdpa'."
         ) from exc
-    if not _agrees_with_sdpa(attend, _sdpa_segments(n_rep, scale), device, dtype, heads, kv_heads, head_dim):
+    reference, shape = _sdpa_segments(n_rep, scale), (device, dtype, heads, kv_heads, head_dim)
+    if not _agrees_with_sdpa(attend, reference, *shape, padded=False):
         raise EngineError(
             f"{description} disagrees with scaled_dot_product_attention on a prefix-sharing layout in torch "
             f"{torch.__version__}; pass engine_options={{'attention': 'sdpa'}} (exact, slower)."
         )
-    return attend, "varlen", description
+    return attend, "varlen", description, _agrees_with_sdpa(attend, reference, *shape, padded=True)
 
 
 _CUSTOM_OPS: dict[str, Any] = {}
