@@ -117,15 +117,13 @@ PLANS: dict[str, list[Run]] = {
         ),
         _run("packed_g", "ours_packed", "4B", 100, workloads="bulk,rag", reps=2, rag_calls=20, engine_options=_PACKED),
     ],
-    # g2 (after the bundle is unpacked): packed again and vLLM, back to back in one call, same clients.
+    # g2 (after the bundle is unpacked): packed again and vLLM, back to back in one call, same clients; then
+    # vllm serve + our server backend under the same clients (server wheels installed first), then 4B on vLLM.
     "g2": [
         _run("packed_g2", "ours_packed", "0.6B", 110, workloads="bulk,rag,concurrent", reps=3, engine_options=_PACKED),
         _run("vllm_g2", "ours", "0.6B", 150, workloads="bulk,rag,concurrent", reps=3),
-        _run("vllm_g2", "ours", "4B", 160, workloads="bulk,rag", reps=2, rag_calls=20, rag_warmup=3),
-    ],
-    # g3: vllm serve + our server backend under the same clients (needs .vllm-gpu/server-wheels carried).
-    "g3": [
-        _run("vllm_serve_g3", "vllm_serve", "0.6B", 200, workloads="concurrent"),
+        _run("vllm_serve_g2", "vllm_serve", "0.6B", 170, workloads="concurrent"),
+        _run("vllm_g2", "ours", "4B", 150, workloads="bulk,rag", reps=2, rag_calls=20, rag_warmup=3),
     ],
     # Long documents (10k-30k tokens, past max_length 8192) scored by chunks, and truncated for the cost.
     "f": [

@@ -45,7 +45,7 @@ case "${1:-}" in
     # Checkpoint writing holds GPU memory; vLLM sizes its cache from what is free at start.
     while [ -e /tmp/.writing-models ] && [ $(( $(date +%s) - t0 )) -lt 200 ]; do sleep 2; done
     cat /tmp/models.log 2>/dev/null || true
-    if [ "$plan" = d ] || [ "$plan" = g3 ]; then
+    if [ "$plan" = d ] || [ "$plan" = g2 ]; then
       bash bench/server_wheels.sh install || echo "server wheels not installed: the vllm_serve run will fail"
     fi
     left=$(( budget - ($(date +%s) - t0) ))
