@@ -198,13 +198,15 @@ class OursPacked(Contender):
 
 
 class OursBefore(Ours):
-    """Ours as it was before the async engine (bench/legacy_vllm_backend.py: ``vllm.LLM`` behind a lock),
+    """Ours as it was before the async engine (git 773ecba via bench/legacy.py: ``vllm.LLM`` behind a lock),
     through the same ``Reranker`` API; the "before" column of the concurrent workload."""
 
     name = "ours_before"
 
     def start(self) -> None:
-        from legacy_vllm_backend import VLLMBackend as LegacyBackend
+        from legacy import load
+
+        LegacyBackend = load().VLLMBackend
 
         from qwen3_rerank import Reranker
 

@@ -57,7 +57,7 @@ PLANS: dict[str, list[Run]] = {
         _variant("ours-prefix_caching", 120, enable_prefix_caching=False),
     ],
     # Issue 11, many callers on one engine: the concurrent workload (C = 1, 4, 16, 64 clients) before (the
-    # synchronous backend of git 773ecba, bench/legacy_vllm_backend.py) and after (the async engine), and
+    # synchronous backend of git 773ecba, via bench/legacy.py) and after (the async engine), and
     # vllm serve + our server backend with the same clients; after also runs the serial RAG and bulk targets.
     "d": [
         _run("ours_before", "ours_before", "0.6B", 150, workloads="concurrent,rag", rag_calls=20),
