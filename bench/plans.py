@@ -110,18 +110,18 @@ PLANS: dict[str, list[Run]] = {
             "packed_g-nocompile",
             "ours_packed",
             "0.6B",
-            60,
+            50,
             workloads="bulk,rag",
             reps=2,
             engine_options={**_PACKED, "compile": False},
         ),
-        _run("packed_g", "ours_packed", "4B", 100, workloads="bulk,rag", reps=2, rag_calls=20, engine_options=_PACKED),
+        _run("packed_g", "ours_packed", "4B", 90, workloads="bulk,rag", reps=2, rag_calls=20, engine_options=_PACKED),
     ],
-    # g2 (after the bundle is unpacked): packed again and vLLM, back to back in one call, same clients; then
-    # vllm serve + our server backend under the same clients (server wheels installed first), then 4B on vLLM.
+    # g2 (after the bundle is unpacked, same machine): vLLM, then packed again in the same call, same clients;
+    # then vllm serve + our server backend under the same clients (server wheels installed first), then 4B.
     "g2": [
-        _run("packed_g2", "ours_packed", "0.6B", 110, workloads="bulk,rag,concurrent", reps=3, engine_options=_PACKED),
         _run("vllm_g2", "ours", "0.6B", 150, workloads="bulk,rag,concurrent", reps=3),
+        _run("packed_g2", "ours_packed", "0.6B", 110, workloads="bulk,rag,concurrent", reps=3, engine_options=_PACKED),
         _run("vllm_serve_g2", "vllm_serve", "0.6B", 170, workloads="concurrent"),
         _run("vllm_g2", "ours", "4B", 150, workloads="bulk,rag", reps=2, rag_calls=20, rag_warmup=3),
     ],
