@@ -472,3 +472,67 @@ def test_closed_backend_refuses_calls(tiny_model_dir):
     backend.close()
     with pytest.raises(Exception, match="closed"):
         backend.score_prompts([[1, 2, 3]])
+
+
+def test_graph_runner_captures_once_per_shape_and_replays_with_fresh_inputs(padded, monkeypatch):
+    """The GraphRunner's bookkeeping on the CPU, with torch.cuda's graph API replaced by a recorder: one
+    capture per padded shape, every replay reads the pack's own inputs (copied into the captured buffers),
+    and the scores equal the direct forward's."""
+    import contextlib
+
+    import torch
+
+    from qwen3_rerank.backends import packed_graphs
+    from qwen3_rerank.backends.packed_layers import device_layout
+    from qwen3_rerank.backends.packing import pad_pack
+
+    class FakeGraph:
+        """Records the forward 'captured' and runs it again on replay (what a CUDA graph does to its buffers)."""
+
+        def __init__(self):
+            self.run = None
+
+        def replay(self):
+            self.output.copy_(self.run())
+
+        def pool(self):
+            return "pool"
+
+    captures = []
+
+    @contextlib.contextmanager
+    def graph(g, pool=None):
+        captures.append(pool)
+        yield
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    stream = type("FakeStream", (), {"wait_stream": lambda self, other: None})()
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
+    backend = padded.backend
+    forward = backend._forward
+
+    class Runner(packed_graphs.GraphRunner):
+        def _capture(self, layout):
+            captured = super()._capture(layout)
+            captured.graph.output = captured.output
+            captured.graph.run = lambda inputs=captured.inputs: forward(inputs)
+            return captured
+
+    runner = Runner(forward, max_graphs=2)
+    prompts = [padded.prompts.build("Judge", f"query {i}", [f"doc {j} " * (1 + j) for j in range(3)]) for i in range(4)]
+    with torch.inference_mode():
+        layouts = [device_layout(pad_pack(next(iter(_packs_of(p, 4096)))), torch.device("cpu")) for p in prompts]
+        assert len({layout.shape_key for layout in layouts}) == 1  # the same bucket for all four calls
+        for layout in layouts:
+            assert torch.equal(runner(layout).clone(), forward(layout))
+        assert len(runner.graphs) == 1 and runner.replays == 4 and captures == [None]
+        other = device_layout(pad_pack(next(iter(_packs_of(prompts[0] * 3, 4096)))), torch.device("cpu"))
+        assert other.shape_key != layouts[0].shape_key
+        assert torch.equal(runner(other).clone(), forward(other))
+        assert captures == [None, "pool"]  # the second graph shares the first one's memory pool
+        third = device_layout(pad_pack(next(iter(_packs_of(prompts[0] * 9, 8192)))), torch.device("cpu"))
+        runner(third)
+        assert runner.uncaptured == 1 and len(runner.graphs) == 2  # past max_graphs: run directly
