@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from qwen3_rerank import PromptBuilder, PromptTooLongError, Reranker, relevance_from_logits
+from qwen3_rerank.backends.registry import check_engine_options
 from qwen3_rerank.cli import main
 from qwen3_rerank.cli.rank import read_documents, read_input
-from qwen3_rerank.engine_options import check_engine_options
 from qwen3_rerank.errors import Qwen3RerankError
 
 
@@ -59,7 +59,7 @@ def no_loading(monkeypatch):
 
     monkeypatch.setattr(PromptBuilder, "from_pretrained", loaded)
     monkeypatch.setattr("qwen3_rerank.prompt.load_hf_tokenizer", loaded)
-    monkeypatch.setattr("qwen3_rerank.reranker._open_backend", loaded)
+    monkeypatch.setattr("qwen3_rerank.reranker.open_backend", loaded)
 
 
 def run_main(capfd, *argv: str) -> tuple[int, str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backends.registry import BACKEND_NAMES
 from .errors import (
     BackendNotInstalledError,
     DocumentTooLongError,
@@ -23,6 +24,7 @@ from .results import RankedDocument
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKEND_NAMES",
     "BackendNotInstalledError",
     "DEFAULT_INSTRUCTION",
     "DEFAULT_MAX_LENGTH",

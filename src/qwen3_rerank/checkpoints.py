@@ -17,8 +17,10 @@ from .errors import NotAQwen3RerankerError
 __all__ = [
     "CAUSAL_LM",
     "SEQUENCE_CLASSIFICATION",
+    "HF_OVERRIDES",
     "cached_config_path",
     "checkpoint_kind",
+    "hf_overrides_for",
     "kind_of_config",
     "read_cached_config",
 ]
@@ -26,6 +28,14 @@ __all__ = [
 CAUSAL_LM = "causal-lm"
 SEQUENCE_CLASSIFICATION = "sequence-classification"
 _SEQ_CLS_ARCHITECTURE = "Qwen3ForSequenceClassification"
+
+#: What makes vLLM load an original (causal LM) checkpoint as the yes/no classifier: the LM-head rows "no"
+#: and "yes" folded into one score row. The in-process engine and ``vllm serve`` both get them.
+HF_OVERRIDES: dict[str, Any] = {
+    "architectures": ["Qwen3ForSequenceClassification"],
+    "classifier_from_token": ["no", "yes"],
+    "is_original_qwen3_reranker": True,
+}
 
 
 def _label_count(config: dict[str, Any]) -> int:
@@ -71,6 +81,12 @@ def checkpoint_kind(model: str) -> str:
     original causal LM (the Qwen/Qwen3-Reranker-* repositories)."""
     config = read_cached_config(model)  # an unreadable config is check_model_checkpoint's to report
     return CAUSAL_LM if config is None else kind_of_config(config, model)
+
+
+def hf_overrides_for(model: str) -> dict[str, Any]:
+    """The overrides that make vLLM load ``model`` as the yes/no classifier: :data:`HF_OVERRIDES` for an
+    original checkpoint, none for a converted one (it already has its one-logit score head)."""
+    return {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
 
 
 def read_cached_config(model: str) -> dict[str, Any] | None:

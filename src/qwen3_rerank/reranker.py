@@ -6,11 +6,18 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .backends.base import ScoringBackend, unique_prompts
+from .backends.registry import (
+    BackendName,
+    backend_choices,
+    check_backend_name,
+    check_engine_options,
+    loads_checkpoint,
+    open_backend,
+)
 from .chunking import ChunkOptions, ChunkPlan, LongDocuments, plan_chunks
-from .engine_options import check_backend_name, check_engine_options
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
@@ -30,36 +37,6 @@ from .validation import (
 __all__ = ["DEFAULT_MODEL", "Reranker"]
 
 DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-BackendName = Literal["vllm", "transformers", "server", "packed"]
-
-
-def _open_backend(
-    backend: BackendName | ScoringBackend,
-    model: str,
-    max_length: int,
-    engine_options: Mapping[str, Any] | None,
-) -> ScoringBackend:
-    if not isinstance(backend, str):
-        return backend
-    if backend == "vllm":
-        from .backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(model, max_length=max_length, engine_options=engine_options)
-    if backend == "transformers":
-        from .backends.transformers_backend import TransformersBackend
-
-        return TransformersBackend(model, **dict(engine_options or {}))
-    if backend == "packed":
-        from .backends.packed_backend import PackedBackend
-
-        return PackedBackend(model, **dict(engine_options or {}))
-    if backend == "server":
-        from .backends.server_backend import ServerBackend
-
-        return ServerBackend.from_options(model, engine_options)
-    raise Qwen3RerankValueError(
-        f"backend must be 'vllm', 'transformers', 'server' or 'packed' (or a ScoringBackend object), got {backend!r}"
-    )
 
 
 class Reranker:
@@ -146,7 +123,7 @@ class Reranker:
             check_backend_name(backend)
         elif not isinstance(backend, ScoringBackend):
             raise Qwen3RerankTypeError(
-                f"backend must be 'vllm', 'transformers', 'server', 'packed' or a ScoringBackend, got {backend!r}"
+                f"backend must be {backend_choices()} or a ScoringBackend object, got {backend!r}"
             )
         elif engine_options:
             raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
@@ -156,7 +133,7 @@ class Reranker:
         # The checkpoint check takes milliseconds and the tokenizer well under a second, so a wrong model
         # fails before an engine starts. A local directory is checked first: the tokenizer loader would
         # report a broken one as "not found".
-        local_dir = backend in ("vllm", "transformers", "packed") and os.path.isdir(os.path.expanduser(model))
+        local_dir = loads_checkpoint(backend) and os.path.isdir(os.path.expanduser(model))
         if local_dir:
             check_model_checkpoint(model, max_length)
         if isinstance(backend, str):
@@ -165,9 +142,11 @@ class Reranker:
         self.prompts = PromptBuilder.from_pretrained(
             tokenizer or model, max_length=max_length, context_length=model_context_length(model)
         )
-        if backend in ("vllm", "transformers", "packed") and not local_dir:
+        if loads_checkpoint(backend) and not local_dir:
             check_model_checkpoint(model, max_length)
-        self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
+        self._backend: ScoringBackend | None = (
+            open_backend(backend, model, max_length, engine_options) if isinstance(backend, str) else backend
+        )
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.
         self._owns_backend = isinstance(backend, str)
         limit = self._backend.max_prompt_tokens
@@ -498,8 +477,8 @@ class Reranker:
         if not isinstance(backend, str):
             raise Qwen3RerankTypeError(
                 f"A Reranker over a backend object ({type(backend).__name__}) cannot be pickled or copied: the "
-                "object is not ours to reopen. Create the Reranker with backend='vllm', 'transformers' or "
-                "'server' (and engine_options=...) instead."
+                f"object is not ours to reopen. Create the Reranker with backend={backend_choices()} "
+                "(and engine_options=...) instead."
             )
         return (_reopen, (dict(self._settings),))
 

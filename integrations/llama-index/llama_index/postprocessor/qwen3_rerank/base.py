@@ -18,7 +18,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank import BACKEND_NAMES, DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
     RerankerAdapterMixin,
     adapter_fields,
@@ -88,7 +88,7 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
     max_chunks: int | None = Field(default=None, description="Most chunks per node; None: the reranker's.")
 
-    backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
+    backend: str = Field(default="vllm", frozen=True, description=f"One of {BACKEND_NAMES}.")
     engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
     max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
     batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
