@@ -18,9 +18,11 @@ __all__ = [
     "CAUSAL_LM",
     "SEQUENCE_CLASSIFICATION",
     "cached_config_path",
+    "checkpoint_dtype",
     "checkpoint_kind",
     "kind_of_config",
     "read_cached_config",
+    "vllm_dtype_options",
 ]
 
 CAUSAL_LM = "causal-lm"
@@ -71,6 +73,25 @@ def checkpoint_kind(model: str) -> str:
     original causal LM (the Qwen/Qwen3-Reranker-* repositories)."""
     config = read_cached_config(model)  # an unreadable config is check_model_checkpoint's to report
     return CAUSAL_LM if config is None else kind_of_config(config, model)
+
+
+def checkpoint_dtype(model: str) -> str | None:
+    """The dtype the checkpoint's weights are stored in (config.json ``torch_dtype``, or ``dtype`` as
+    transformers >= 4.56 writes it), e.g. ``"bfloat16"``; None if the config is not readable or says none."""
+    config = read_cached_config(model) or {}
+    dtype = config.get("dtype", config.get("torch_dtype"))
+    return dtype if isinstance(dtype, str) else None
+
+
+def vllm_dtype_options(model: str) -> dict[str, str]:
+    """``{"dtype": "float32"}`` for a float32 checkpoint, else ``{}``: what to tell vLLM when the user
+    names no dtype, so that it runs the checkpoint's dtype as the other backends do.
+
+    vLLM's own "auto" keeps a bfloat16 or float16 checkpoint's dtype (falling back, with a warning, on a
+    device without it), but downcasts a float32 checkpoint to float16 for a pooling model (vLLM's
+    ``_resolve_auto_dtype``), which moves scores by ~1e-3 and can change the order.
+    """
+    return {"dtype": "float32"} if checkpoint_dtype(model) == "float32" else {}
 
 
 def read_cached_config(model: str) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
 from .server_transport import LoopThread, ServerPool, normalise_urls
+from ..checkpoints import vllm_dtype_options
 from .vllm_backend import hf_overrides_for
 
 __all__ = ["Endpoint", "ServerBackend", "chat_template", "serve_command"]
@@ -49,6 +50,8 @@ def serve_command(
     """
     overrides = hf_overrides_for(model)
     flags = ["--hf-overrides", json.dumps(overrides)] if overrides else []
+    # The checkpoint's dtype, as in-process: vLLM's "auto" would run a float32 checkpoint in float16.
+    flags += [f"--{name}={value}" for name, value in vllm_dtype_options(model).items()]
     argv = ["vllm", "serve", model, "--runner", "pooling", *flags, "--host", host, "--port", str(port)]
     if chat_template_path is not None:
         argv += ["--chat-template", chat_template_path]

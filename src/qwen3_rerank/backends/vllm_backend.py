@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..checkpoints import vllm_dtype_options
 from ..engine_options import VLLM_MISSING
 from ..errors import (
     BackendNotInstalledError,
@@ -196,6 +197,8 @@ class VLLMBackend:
                 "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
             )
         options = {**default_engine_options(max_length), **dict(engine_options or {})}
+        if options.get("dtype", "auto") == "auto":
+            options.update(vllm_dtype_options(model))
         if "hf_overrides" in options or "runner" in options:
             raise Qwen3RerankValueError("engine_options may not set hf_overrides or runner: qwen3-rerank sets them")
         if int(options["max_model_len"]) < max_length:
