@@ -19,10 +19,12 @@ __all__ = [
     "SEQUENCE_CLASSIFICATION",
     "HF_OVERRIDES",
     "cached_config_path",
+    "checkpoint_dtype",
     "checkpoint_kind",
     "hf_overrides_for",
     "kind_of_config",
     "read_cached_config",
+    "vllm_dtype_options",
 ]
 
 CAUSAL_LM = "causal-lm"
@@ -87,6 +89,24 @@ def hf_overrides_for(model: str) -> dict[str, Any]:
     """The overrides that make vLLM load ``model`` as the yes/no classifier: :data:`HF_OVERRIDES` for an
     original checkpoint, none for a converted one (it already has its one-logit score head)."""
     return {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
+
+def checkpoint_dtype(model: str) -> str | None:
+    """The dtype the checkpoint's weights are stored in (config.json ``torch_dtype``, or ``dtype`` as
+    transformers >= 4.56 writes it), e.g. ``"bfloat16"``; None if the config is not readable or says none."""
+    config = read_cached_config(model) or {}
+    dtype = config.get("dtype", config.get("torch_dtype"))
+    return dtype if isinstance(dtype, str) else None
+
+
+def vllm_dtype_options(model: str) -> dict[str, str]:
+    """``{"dtype": "float32"}`` for a float32 checkpoint, else ``{}``: what to tell vLLM when the user
+    names no dtype, so that it runs the checkpoint's dtype as the other backends do.
+
+    vLLM's own "auto" keeps a bfloat16 or float16 checkpoint's dtype (falling back, with a warning, on a
+    device without it), but downcasts a float32 checkpoint to float16 for a pooling model (vLLM's
+    ``_resolve_auto_dtype``), which moves scores by ~1e-3 and can change the order.
+    """
+    return {"dtype": "float32"} if checkpoint_dtype(model) == "float32" else {}
 
 
 def read_cached_config(model: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..checkpoints import HF_OVERRIDES, hf_overrides_for
+from ..checkpoints import HF_OVERRIDES, hf_overrides_for, vllm_dtype_options
 from ..errors import (
     BackendNotInstalledError,
     EngineError,
@@ -158,6 +158,8 @@ class VLLMBackend:
                 "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
             )
         options = {**default_engine_options(max_length), **dict(engine_options or {})}
+        if options.get("dtype", "auto") == "auto":
+            options.update(vllm_dtype_options(model))
         if "hf_overrides" in options or "runner" in options:
             raise Qwen3RerankValueError("engine_options may not set hf_overrides or runner: qwen3-rerank sets them")
         if int(options["max_model_len"]) < max_length:
