@@ -16,7 +16,10 @@ import io
 import itertools
 import json
 import os
+import re
 import shutil
+import stat
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import file_io
-from .errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+from .errors import Qwen3RerankError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from .file_io import FORMATS, SUFFIX_FORMATS
+from .validation import check_text
 
 if TYPE_CHECKING:
     from .reranker import Reranker
@@ -63,20 +67,30 @@ def detect_format(path: str | Path) -> str:
 # -- rows -> pairs ----------------------------------------------------------------------------------
 
 
-def _pair(query: Any, document: Any, instruction: Any, row: int, cols: Columns) -> tuple[Any, str]:
+def row_label(row: int, line: int | None = None) -> str:
+    """``row 3 (line 4)``: how messages name a data row (1-based) and, for text formats, its first line."""
+    return f"row {row}" if line is None else f"row {row} (line {line})"
+
+
+def _pair(
+    query: Any, document: Any, instruction: Any, row: int, cols: Columns, line: int | None = None
+) -> tuple[Any, str]:
+    label = row_label(row, line)
     for name, value in ((cols.query, query), (cols.document, document)):
         if not isinstance(value, str):
             raise Qwen3RerankValueError(
-                f"row {row}: column {name!r} must be a string, got "
+                f"{label}: column {name!r} must be a string, got "
                 f"{'nothing (missing or null)' if value is None else type(value).__name__ + ' ' + repr(value)[:60]}"
             )
+        # The Reranker would check it too, but name it "pairs[0] document" (its place in one chunk).
+        check_text(value, f"{label}: column {name!r}")
     if instruction is None or instruction == "":
         return query, document
     if not isinstance(instruction, str):
         raise Qwen3RerankValueError(
-            f"row {row}: column {cols.instruction!r} must be a string or empty, got {instruction!r:.60}"
+            f"{label}: column {cols.instruction!r} must be a string or empty, got {instruction!r:.60}"
         )
-    return (instruction, query), document
+    return (check_text(instruction, f"{label}: column {cols.instruction!r}"), query), document
 
 
 @dataclass
@@ -84,23 +98,39 @@ class _Chunk:
     first_row: int  # 1-based number of the chunk's first data row
     pairs: list[tuple[Any, str]]
     rows: Any  # the format's own representation, written back with the scores
+    lines: list[int] | None = None  # each row's first line in the input (text formats)
+
+    def name_rows(self, exc: Qwen3RerankError) -> Qwen3RerankError:
+        """``exc`` with the Reranker's ``pairs[i]`` (a place in this chunk) replaced by the row's number."""
+        message = str(exc)
+        found = re.match(r"pairs\[(\d+)\]", message)
+        if found is None or int(found.group(1)) >= len(self.pairs):
+            return exc
+        i = int(found.group(1))
+        label = row_label(self.first_row + i, self.lines[i] if self.lines else None)
+        try:
+            return type(exc)(label + message[found.end() :])
+        except TypeError:  # an error class with another signature keeps its own message
+            return exc
 
 
-def _in_chunks(numbered: Iterator[tuple[int, tuple[Any, str], Any]], chunk_size: int) -> Iterator[_Chunk]:
-    """(row number, pair, row) triples -> chunks of ``chunk_size`` rows (the last may be shorter)."""
+def _in_chunks(numbered: Iterator[tuple[int, int, tuple[Any, str], Any]], chunk_size: int) -> Iterator[_Chunk]:
+    """(row number, line, pair, row) -> chunks of ``chunk_size`` rows (the last may be shorter)."""
     pairs: list[tuple[Any, str]] = []
     rows: list[Any] = []
+    lines: list[int] = []
     first = 0
-    for number, pair, row in numbered:
+    for number, line, pair, row in numbered:
         if not rows:
             first = number
         pairs.append(pair)
         rows.append(row)
+        lines.append(line)
         if len(rows) == chunk_size:
-            yield _Chunk(first, pairs, rows)
-            pairs, rows = [], []
+            yield _Chunk(first, pairs, rows, lines)
+            pairs, rows, lines = [], [], []
     if rows:
-        yield _Chunk(first, pairs, rows)
+        yield _Chunk(first, pairs, rows, lines)
 
 
 # -- JSON Lines ---------------------------------------------------------------------------------------
@@ -140,7 +170,7 @@ class _Jsonl:
         return record.get(self.cols.query), record.get(self.cols.document)
 
     def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[_Chunk]]:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a BOM (Windows, Excel exports) is not part of the data
         records = self._records(handle)
         last_key = None
         if skip:
@@ -151,10 +181,12 @@ class _Jsonl:
         def chunks() -> Iterator[_Chunk]:
             with handle:
 
-                def numbered() -> Iterator[tuple[int, tuple[Any, str], dict[str, Any]]]:
+                def numbered() -> Iterator[tuple[int, int, tuple[Any, str], dict[str, Any]]]:
                     for row, (line_no, line) in enumerate(records, start=skip + 1):
                         record = self._parse(line_no, line)
-                        yield row, _pair(*self.key(record), record.get(self.cols.instruction), row, self.cols), record
+                        key = self.key(record)
+                        pair = _pair(*key, record.get(self.cols.instruction), row, self.cols, line_no)
+                        yield row, line_no, pair, record
 
                 yield from _in_chunks(numbered(), chunk_size)
 
@@ -202,15 +234,40 @@ class _Jsonl:
 # -- CSV ------------------------------------------------------------------------------------------------
 
 
+def csv_records(handle: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each CSV record; malformed CSV raises, naming the line its record began on.
+
+    Strict: an unterminated quoted field would otherwise swallow every later row into one document.
+    """
+    reader = csv.reader(handle, strict=True)
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            hint = " (a quoted field that is never closed)" if "end of data" in str(exc) else ""
+            raise Qwen3RerankValueError(
+                f"{path}: the CSV record that begins on line {line} is malformed: {exc}{hint}; fix the quoting "
+                'there (a quote inside a field is written twice: "")'
+            ) from None
+        yield line, fields
+
+
 class _Csv:
     name = "csv"
 
     def __init__(self, cols: Columns) -> None:
         self.cols = cols
 
+    def _open(self, path: Path) -> Any:
+        return path.open(encoding="utf-8-sig", newline="")  # a BOM (Excel's "CSV UTF-8") is not a column name
+
     def header(self, path: Path) -> list[str]:
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), None)
+        with self._open(path) as handle:
+            first = next(csv_records(handle, path), None)
+        header = None if first is None else first[1]
         if header is None:
             raise Qwen3RerankValueError(f"{path} is empty; a CSV input needs a header row naming its columns")
         self._check_header(path, header)
@@ -231,33 +288,36 @@ class _Csv:
             raise Qwen3RerankValueError(f"{path} repeats a column name in its header: {header}")
 
     def count(self, path: Path) -> int:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+        # Reads every record strictly, so malformed CSV is reported before a model is loaded.
+        with self._open(path) as handle:
+            return max(0, sum(1 for _ in csv_records(handle, path)) - 1)
 
     def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[_Chunk]]:
-        handle = path.open(encoding="utf-8", newline="")
-        reader = csv.reader(handle)
-        header = next(reader)
+        handle = self._open(path)
+        records = csv_records(handle, path)
+        header = next(records)[1]
         at = {name: header.index(name) for name in (self.cols.query, self.cols.document)}
         instruction_at = header.index(self.cols.instruction) if self.cols.instruction in header else None
 
-        def fields(row: list[str], number: int) -> tuple[Any, Any, Any]:
+        def fields(row: list[str], number: int, line: int) -> tuple[Any, Any, Any]:
             if len(row) != len(header):
-                raise Qwen3RerankValueError(f"row {number} has {len(row)} fields, the header {len(header)}")
+                raise Qwen3RerankValueError(
+                    f"{row_label(number, line)} has {len(row)} fields, the header {len(header)}"
+                )
             instruction = row[instruction_at] if instruction_at is not None else None
             return row[at[self.cols.query]], row[at[self.cols.document]], instruction
 
         last_key = None
         if skip:
-            skipped = collections.deque(itertools.islice(reader, skip), maxlen=1)
+            skipped = collections.deque(itertools.islice(records, skip), maxlen=1)
             if skipped:
-                last_key = fields(skipped[0], skip)[:2]
+                last_key = fields(skipped[0][1], skip, skipped[0][0])[:2]
 
         def chunks() -> Iterator[_Chunk]:
             with handle:
                 numbered = (
-                    (number, _pair(*fields(row, number), number, self.cols), row)
-                    for number, row in enumerate(reader, start=skip + 1)
+                    (number, line, _pair(*fields(row, number, line), number, self.cols, line), row)
+                    for number, (line, row) in enumerate(records, start=skip + 1)
                 )
                 yield from _in_chunks(numbered, chunk_size)
 
@@ -464,7 +524,14 @@ class _Writer:
 class _AppendWriter(_Writer):
     def __init__(self, output: Path, fresh: bool, *, header: bytes, encode: Any) -> None:
         self.output, self.encode = output, encode
-        self.handle = output.open("wb" if fresh else "ab")
+        self.streaming = is_stdout(output)
+        if self.streaming:
+            # sys.stdout at run time: the CLI points it at the real standard output while fd 1 is
+            # lent to stderr for the engine's chatter.
+            self.handle = sys.stdout.buffer
+            sys.stdout.flush()
+        else:
+            self.handle = _open_output(output, "wb" if fresh else "ab")
         if fresh and header:
             self._append(header)
 
@@ -473,13 +540,15 @@ class _AppendWriter(_Writer):
         # being written, and the torn end is cut off on the next run.
         self.handle.write(data)
         self.handle.flush()
-        os.fsync(self.handle.fileno())
+        if not self.streaming:
+            os.fsync(self.handle.fileno())
 
     def write(self, chunk: _Chunk, scores: Sequence[float]) -> None:
         self._append(self.encode(chunk, scores))
 
     def finish(self) -> None:
-        self.handle.close()
+        if not self.streaming:
+            self.handle.close()
 
 
 class _PartsWriter(_Writer):
@@ -506,6 +575,47 @@ class _PartsWriter(_Writer):
 
         file_io.atomic_write(self.output, join)
         shutil.rmtree(self.parts_dir)
+
+
+# -- the output -----------------------------------------------------------------------------------------
+
+#: Output names that stream rows to standard output (no resume): ``-`` and the names of fd 1.
+STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def is_stdout(output: Path) -> bool:
+    return str(output) in STDOUT_NAMES
+
+
+def _open_output(output: Path, mode: str) -> Any:
+    try:
+        return output.open(mode)
+    except OSError as exc:
+        raise Qwen3RerankValueError(f"cannot write the output (--output) {output}: {exc.strerror}") from None
+
+
+def check_output(output: Path) -> None:
+    """Only a regular file (or a new one in an existing folder) can be resumed from; say so naming --output.
+
+    Anything else would break resuming: /dev/full reads without end, /dev/null cannot be synced, a FIFO
+    would block, a directory cannot be written.
+    """
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        if not output.parent.is_dir():
+            raise Qwen3RerankFileNotFoundError(
+                f"the output (--output) {output} is in a folder that does not exist: create {output.parent} first"
+            ) from None
+        return
+    except OSError as exc:
+        raise Qwen3RerankValueError(f"cannot use the output (--output) {output}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise Qwen3RerankValueError(
+            f"the output (--output) {output} is {kind}; name a file (rerunning resumes it), or pass -o - "
+            "to stream the rows to standard output"
+        )
 
 
 # -- the job ------------------------------------------------------------------------------------------
@@ -543,9 +653,14 @@ class ScoreFileJob:
         return str(self._fmt.name)
 
     @property
+    def streaming(self) -> bool:
+        """True when rows go to standard output (``-o -``): nothing to resume from."""
+        return is_stdout(self.output_path)
+
+    @property
     def finished(self) -> bool:
         """True when the output already holds every row."""
-        return self.rows_done == self.rows_total and self.output_path.exists()
+        return not self.streaming and self.rows_done == self.rows_total and self.output_path.exists()
 
     def run(self, reranker: Reranker, *, show_progress: bool = False) -> ScoreFileResult:
         """Score the remaining rows, one chunk at a time. A job runs once."""
@@ -569,7 +684,13 @@ class ScoreFileJob:
             )
         try:
             for chunk in chunks:
-                scores = reranker.score_pairs(chunk.pairs)
+                try:
+                    scores = reranker.score_pairs(chunk.pairs)
+                except Qwen3RerankError as exc:
+                    named = chunk.name_rows(exc)
+                    if named is exc:
+                        raise
+                    raise named from exc
                 writer.write(chunk, scores)
                 scored += len(scores)
                 if bar is not None:
@@ -601,15 +722,23 @@ def plan_score_file(
     partial output is cut off here.
     """
     input_path, output_path = Path(input_path), Path(output_path)
+    streaming = is_stdout(output_path)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise Qwen3RerankValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     if not input_path.is_file():
         raise Qwen3RerankFileNotFoundError(f"{input_path} does not exist (or is not a file)")
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
-        raise Qwen3RerankValueError("the output must be another file than the input")
+    if not streaming:
+        check_output(output_path)
+        if output_path.exists() and output_path.resolve() == input_path.resolve():
+            raise Qwen3RerankValueError("the output (--output) must be another file than the input")
     name = detect_format(input_path) if file_format == "auto" else file_format
     if name not in FORMATS:
         raise Qwen3RerankValueError(f"file_format must be 'auto' or one of {FORMATS}, got {file_format!r}")
+    if streaming and name == "parquet":
+        raise Qwen3RerankValueError(
+            "Parquet cannot be streamed to standard output (its footer is written last); name an output file "
+            "(--output scores.parquet)"
+        )
     if file_format == "auto" and output_path.suffix.lower() in SUFFIX_FORMATS and detect_format(output_path) != name:
         raise Qwen3RerankValueError(
             f"the output {output_path} must have the input's format ({name}); converting between formats is "
@@ -621,9 +750,9 @@ def plan_score_file(
         fmt.header(input_path)
 
     total = fmt.count(input_path)
-    if overwrite:
+    if overwrite and not streaming:
         _clear(output_path)
-    started = output_path.exists() or output_path.with_name(output_path.name + ".parts").exists()
+    started = not streaming and (output_path.exists() or output_path.with_name(output_path.name + ".parts").exists())
     done, done_key = fmt.resume(output_path, input_path) if started else (0, None)
     if done > total:
         raise Qwen3RerankValueError(
@@ -659,7 +788,9 @@ def score_file(
         reranker: any [`Reranker`][qwen3_rerank.Reranker]; rows without an instruction get its instruction.
         input_path: a ``.jsonl``, ``.csv`` or ``.parquet`` file with ``query`` and ``document`` columns and
             optionally ``instruction``; every other column is carried through unchanged.
-        output_path: the same format; each input row with a ``score`` column added, in input order.
+        output_path: the same format; each input row with a ``score`` column added, in input order. A
+            regular file (resumed from); ``"-"`` (or ``/dev/stdout``) streams JSONL/CSV rows to
+            ``sys.stdout`` instead, with nothing to resume; any other non-regular file is refused.
         file_format: ``"auto"`` (from the input's suffix), ``"jsonl"``, ``"csv"`` or ``"parquet"``.
         chunk_size: rows read, scored and written at a time (memory, and work lost to a crash, per chunk).
         query_column: the query column's name; ``document_column``, ``instruction_column`` likewise.

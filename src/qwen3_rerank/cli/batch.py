@@ -38,11 +38,21 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        summary = _run(args)
+    except KeyboardInterrupt:
+        print("qwen3-rerank: interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(summary, file=sys.stderr)
+    return 0 if summary.complete else 1
+
+
+def _run(args: argparse.Namespace) -> Any:
     from ..batch import run_batch_job
     from . import _engine_options
     from .chunking import long_document_options
 
-    summary = run_batch_job(
+    return run_batch_job(
         args.input,
         args.output,
         model=args.model,
@@ -63,5 +73,3 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **long_document_options(args),
     )
-    print(summary, file=sys.stderr)
-    return 0 if summary.complete else 1
