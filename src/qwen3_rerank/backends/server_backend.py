@@ -25,11 +25,11 @@ import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
+from ..checkpoints import vllm_dtype_options
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
 from .server_transport import LoopThread, ServerPool, normalise_urls
-from ..checkpoints import vllm_dtype_options
 from .vllm_backend import hf_overrides_for
 
 __all__ = ["Endpoint", "ServerBackend", "chat_template", "serve_command"]
