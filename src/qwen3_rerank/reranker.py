@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from . import prompt as prompt_module
 from .backends.base import ScoringBackend, unique_prompts
 from .backends.registry import (
     BackendName,
@@ -17,6 +18,7 @@ from .backends.registry import (
     loads_checkpoint,
     open_backend,
 )
+from .checkpoints import Checkpoint
 from .chunking import ChunkOptions, ChunkPlan, LongDocuments, plan_chunks
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
@@ -25,13 +27,11 @@ from .validation import (
     Query,
     check_documents,
     check_max_length,
-    check_model_checkpoint,
     check_pairs,
     check_query,
     check_text,
     check_threshold,
     check_top_n,
-    model_context_length,
 )
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
@@ -130,22 +130,27 @@ class Reranker:
         self.model = model
         self.batch_size = batch_size
         self.show_progress = show_progress
-        # The checkpoint check takes milliseconds and the tokenizer well under a second, so a wrong model
-        # fails before an engine starts. A local directory is checked first: the tokenizer loader would
-        # report a broken one as "not found".
-        local_dir = loads_checkpoint(backend) and os.path.isdir(os.path.expanduser(model))
-        if local_dir:
-            check_model_checkpoint(model, max_length)
+        # The checkpoint is read once, here, and handed to the prompt builder and the backend. Its check takes
+        # milliseconds and the tokenizer well under a second, so a wrong model fails before an engine starts.
+        # A local directory is checked first: the tokenizer loader would report a broken one as "not found".
+        loads = loads_checkpoint(backend)
+        checkpoint = Checkpoint.resolve(model) if loads and os.path.isdir(os.path.expanduser(model)) else None
+        if checkpoint is not None:
+            checkpoint.check_max_length(max_length)
         if isinstance(backend, str):
             # After the millisecond checkpoint check: checking vLLM's options imports vLLM (seconds).
             engine_options = check_engine_options(backend, engine_options)
-        self.prompts = PromptBuilder.from_pretrained(
-            tokenizer or model, max_length=max_length, context_length=model_context_length(model)
-        )
-        if loads_checkpoint(backend) and not local_dir:
-            check_model_checkpoint(model, max_length)
+        hf_tokenizer = prompt_module.load_hf_tokenizer(tokenizer or model)
+        if checkpoint is None:
+            # After the tokenizer: it names a Hub model that does not exist, and downloading it brings the config.
+            checkpoint = Checkpoint.resolve(model) if loads else Checkpoint.cached(model)
+            if loads:
+                checkpoint.check_max_length(max_length)
+        #: the model as read before loading it (config, kind, context length)
+        self.checkpoint: Checkpoint = checkpoint
+        self.prompts = PromptBuilder(hf_tokenizer, max_length=max_length, context_length=checkpoint.context_length)
         self._backend: ScoringBackend | None = (
-            open_backend(backend, model, max_length, engine_options) if isinstance(backend, str) else backend
+            open_backend(backend, checkpoint, max_length, engine_options) if isinstance(backend, str) else backend
         )
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.
         self._owns_backend = isinstance(backend, str)

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankValueError
+from ..checkpoints import SEQUENCE_CLASSIFICATION, Checkpoint, not_a_qwen3_model
+from ..errors import BackendNotInstalledError, ModelNotFoundError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
 from .base import ThreadedAsyncMixin, unique_prompts
 
@@ -27,7 +28,7 @@ class TransformersBackend(ThreadedAsyncMixin):
 
     def __init__(
         self,
-        model: str,
+        model: str | Checkpoint,
         *,
         device: str | None = None,
         dtype: str = "auto",
@@ -47,9 +48,10 @@ class TransformersBackend(ThreadedAsyncMixin):
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, dtype)
-        from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
-
-        seq_cls = checkpoint_kind(model) == SEQUENCE_CLASSIFICATION
+        # A Reranker hands over the checkpoint it resolved; a model name is read here.
+        checkpoint = model if isinstance(model, Checkpoint) else Checkpoint.cached(model)
+        model = checkpoint.model
+        seq_cls = checkpoint.kind == SEQUENCE_CLASSIFICATION
         loader = AutoModelForSequenceClassification if seq_cls else AutoModelForCausalLM
         try:
             self.model: Any = loader.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
@@ -59,10 +61,7 @@ class TransformersBackend(ThreadedAsyncMixin):
                 "downloadable (offline, or a wrong name?). Pass a local Qwen3-Reranker directory."
             ) from exc
         if getattr(self.model.config, "model_type", None) != "qwen3":
-            raise NotAQwen3RerankerError(
-                f"{model!r} is a {self.model.config.model_type!r} model, not a Qwen3 causal LM; "
-                "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
-            )
+            raise not_a_qwen3_model(model, self.model.config.model_type)
         model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device string
         model_object.to(self.device).eval()
         if seq_cls:
