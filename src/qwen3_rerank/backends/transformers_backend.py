@@ -4,7 +4,7 @@ Batches are sorted by length (less padding), left-padded, and only the last posi
 meets only the two LM-head rows for "yes" and "no", upcast to float32. The score is the float64 sigmoid
 of the two float32 logits' difference (:func:`qwen3_rerank.relevance_from_logits`), so it reaches 1.0
 only when the difference exceeds ~36.7 (a float32 sigmoid saturates at ~16.6). Identical prompts are
-scored once, so they get identical scores whatever batch they would have been padded into.
+the caller's to send once (:class:`~qwen3_rerank.backends.base.ScoringBackend` says why).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from ..checkpoints import SEQUENCE_CLASSIFICATION, Checkpoint, not_a_qwen3_model
 from ..errors import BackendNotInstalledError, ModelNotFoundError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin, unique_prompts
+from .base import ThreadedAsyncMixin
 
 __all__ = ["TransformersBackend"]
 
@@ -76,15 +76,14 @@ class TransformersBackend(ThreadedAsyncMixin):
         self._lock = threading.Lock()
 
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        unique, slots = unique_prompts(prompts)
-        order = sorted(range(len(unique)), key=lambda i: len(unique[i]), reverse=True)
-        scores: list[float] = [0.0] * len(unique)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        scores: list[float] = [0.0] * len(prompts)
         with self._lock:
             for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                for i, score in zip(chunk, self._score_batch([unique[i] for i in chunk]), strict=True):
+                batch = order[start : start + self.batch_size]
+                for i, score in zip(batch, self._score_batch([prompts[i] for i in batch]), strict=True):
                     scores[i] = score
-        return [scores[slot] for slot in slots]
+        return scores
 
     def _score_batch(self, batch: list[Sequence[int]]) -> list[float]:
         torch = self._torch

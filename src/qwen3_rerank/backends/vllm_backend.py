@@ -7,7 +7,7 @@ vLLM's own float32 sigmoid saturates at exactly 1.0 once the difference passes ~
 
 Every call submits its prompts as requests with their own ids to one shared ``AsyncLLM``
 (:mod:`.vllm_engines`), so the requests of concurrent callers share engine steps (continuous batching).
-Sync and async methods both run on the engine's event-loop thread (:mod:`.vllm_loop`); failures are
+Sync and async methods both run on the engine's event-loop thread (:mod:`.loop_thread`); failures are
 sorted in :mod:`.vllm_failures`; ``max_in_flight_prompts`` admission is :mod:`.vllm_admission`.
 """
 
@@ -213,22 +213,18 @@ class VLLMBackend:
     # -- on the engine loop -------------------------------------------------------------------------
 
     async def _score_call(self, shared: SharedEngine, prompts: Sequence[Sequence[int]]) -> list[float]:
-        # Identical prompts are scored once: vLLM's float32 logit moves by up to ~1e-6 with batch
-        # composition, chunked prefill and prefix-cache hits, so two copies scored apart could differ
-        # and be ordered by that noise.
-        slot_of: dict[tuple[int, ...], int] = {}
-        slots = [slot_of.setdefault(tuple(p), len(slot_of)) for p in prompts]
-        unique = [list(p) for p in slot_of]
+        # Every prompt is scored, copies included: de-duplicating is the caller's (ScoringBackend says why).
+        batch = [list(p) for p in prompts]
         call_id = f"q3r-{uuid.uuid4().hex[:12]}-{next(self._calls)}"
         engine = await shared.live_engine()
         groups = itertools.count()
         scores: list[float] = []
-        size = shared.gate.group_size(min(self._oom_cap or len(unique), len(unique)))
-        for start in range(0, len(unique), size):
-            scores += await self._score_splitting(shared, engine, unique[start : start + size], call_id, groups)
-        if len(scores) != len(unique):
-            raise EngineError(f"vLLM returned {len(scores)} results for {len(unique)} prompts")
-        return [scores[slot] for slot in slots]
+        size = shared.gate.group_size(min(self._oom_cap or len(batch), len(batch)))
+        for start in range(0, len(batch), size):
+            scores += await self._score_splitting(shared, engine, batch[start : start + size], call_id, groups)
+        if len(scores) != len(batch):
+            raise EngineError(f"vLLM returned {len(scores)} results for {len(batch)} prompts")
+        return scores
 
     async def _score_splitting(
         self, shared: SharedEngine, engine: Any, prompts: list[list[int]], call_id: str, groups: itertools.count[int]
