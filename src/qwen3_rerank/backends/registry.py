@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ..checkpoints import Checkpoint
 from ..errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .base import ScoringBackend
 from .option_checks import check_names, check_torch_dtype
@@ -58,8 +59,8 @@ class BackendSpec:
     loads_checkpoint: bool
     #: checks ``engine_options`` (a fresh dict) before anything loads; raises the project's errors
     check: Callable[[BackendSpec, dict[str, Any]], None]
-    #: opens it: ``(class, model, max_length, engine_options) -> backend``
-    open: Callable[[Any, str, int, dict[str, Any]], ScoringBackend]
+    #: opens it: ``(class, checkpoint, max_length, engine_options) -> backend``
+    open: Callable[[Any, Checkpoint, int, dict[str, Any]], ScoringBackend]
 
     def backend_class(self) -> Any:
         module, _, name = self.location.partition(":")
@@ -93,16 +94,20 @@ def _check_server(spec: BackendSpec, options: dict[str, Any]) -> None:
         )
 
 
-def _open_vllm(cls: Any, model: str, max_length: int, options: dict[str, Any]) -> ScoringBackend:
-    return cls(model, max_length=max_length, engine_options=options)
+def _open_vllm(cls: Any, checkpoint: Checkpoint, max_length: int, options: dict[str, Any]) -> ScoringBackend:
+    return cls(checkpoint, max_length=max_length, engine_options=options)
 
 
-def _open_with_keywords(cls: Any, model: str, max_length: int, options: dict[str, Any]) -> ScoringBackend:
-    return cls(model, **options)
+def _open_transformers(cls: Any, checkpoint: Checkpoint, max_length: int, options: dict[str, Any]) -> ScoringBackend:
+    return cls(checkpoint, **options)
 
 
-def _open_server(cls: Any, model: str, max_length: int, options: dict[str, Any]) -> ScoringBackend:
-    return cls.from_options(model, options)
+def _open_packed(cls: Any, checkpoint: Checkpoint, max_length: int, options: dict[str, Any]) -> ScoringBackend:
+    return cls(checkpoint.model, **options)  # it reads the config with transformers as it loads
+
+
+def _open_server(cls: Any, checkpoint: Checkpoint, max_length: int, options: dict[str, Any]) -> ScoringBackend:
+    return cls.from_options(checkpoint.model, options)  # the model names the tokenizer
 
 
 _TABLE = (
@@ -124,7 +129,7 @@ _TABLE = (
         needs_gpu=False,  # the reference: a Ray job gives it a GPU only when asked (gpus_per_actor)
         loads_checkpoint=True,
         check=_check_torch_backend,
-        open=_open_with_keywords,
+        open=_open_transformers,
     ),
     BackendSpec(
         name="server",
@@ -144,7 +149,7 @@ _TABLE = (
         needs_gpu=True,
         loads_checkpoint=True,
         check=_check_torch_backend,
-        open=_open_with_keywords,
+        open=_open_packed,
     ),
 )
 
@@ -199,7 +204,11 @@ def check_engine_options(backend: str, options: Mapping[str, Any] | None) -> dic
     return options
 
 
-def open_backend(backend: str, model: str, max_length: int, engine_options: Mapping[str, Any] | None) -> ScoringBackend:
-    """Open backend ``backend`` on ``model`` with (checked) ``engine_options``."""
+def open_backend(
+    backend: str, checkpoint: Checkpoint | str, max_length: int, engine_options: Mapping[str, Any] | None
+) -> ScoringBackend:
+    """Open backend ``backend`` on a checkpoint (or a model name) with (checked) ``engine_options``."""
     spec = _spec(backend)
-    return spec.open(spec.backend_class(), model, max_length, dict(engine_options or {}))
+    if isinstance(checkpoint, str):
+        checkpoint = Checkpoint.resolve(checkpoint) if spec.loads_checkpoint else Checkpoint.cached(checkpoint)
+    return spec.open(spec.backend_class(), checkpoint, max_length, dict(engine_options or {}))
