@@ -28,8 +28,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
+from .backends.registry import BACKEND_NAMES
 from .chunking import ChunkOptions
-from .engine_options import BACKEND_NAMES
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .reranker import DEFAULT_MODEL, Reranker
