@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backends.registry import needs_gpu
 from ..chunking import ChunkOptions
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankValueError
 from ..files.manifest import run_settings
@@ -29,7 +30,7 @@ from .shards import Shard, WorkDir, plan_shards
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BatchSummary", "backend_needs_gpu", "run_batch_job"]
+__all__ = ["BatchSummary", "run_batch_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +74,8 @@ class BatchSummary:
         return "\n".join(lines)
 
 
-def backend_needs_gpu(backend: str) -> bool:
-    """Whether an actor of ``backend`` should hold a GPU when the cluster has one.
-
-    The one place the Ray runner asks; it moves to the backend registry's needs-GPU fact once that lands.
-    """
-    return backend in ("vllm", "packed")
-
-
 def _default_gpus(backend: str, ray: Any) -> float:
-    if not backend_needs_gpu(backend):
+    if not needs_gpu(backend):  # the backend table says which backends want a GPU (vllm, packed)
         return 0
     return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
 

@@ -55,16 +55,16 @@ def reranker_settings(reranker: Any) -> dict[str, Any] | None:
 
 
 def _settings_of(reranker: Reranker) -> dict[str, Any]:
-    # The arguments it was built with: the backend's name and the dtype asked for ("auto" when none).
-    built = reranker._settings
-    backend = built["backend"] if isinstance(built["backend"], str) else reranker.backend.name
+    # What it was built with: the backend's name and the dtype asked for ("auto" when none).
+    built = reranker.settings
+    backend = built.backend if isinstance(built.backend, str) else reranker.backend.name
     return run_settings(
-        model=reranker.model,
+        model=built.model,
         backend=backend,
-        dtype=(built["engine_options"] or {}).get("dtype"),
-        instruction=reranker.instruction,
+        dtype=(built.engine_options or {}).get("dtype"),
+        instruction=built.instruction,
         max_length=reranker.max_length,
-        chunking=reranker.chunking,
+        chunking=built.chunking,
     )
 
 
