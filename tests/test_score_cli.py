@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, EngineError, Reranker
-from qwen3_rerank.score_file import score_file
+from qwen3_rerank.files import score_file
 
 ROWS = [
     {"id": 1, "query": "capital of France", "document": "Paris is the capital of France.", "instruction": None},

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from ..score_file import FORMATS
+    from ..files import FORMATS
     from . import add_model_arguments
     from .chunking import add_long_document_arguments
 
@@ -44,11 +44,20 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..score_file import plan_score_file
-    from . import reranker_from_args
-    from .chunking import long_document_modes
+    from ..chunking import ChunkOptions
+    from ..files import plan_score_file, run_settings
+    from . import _engine_options, reranker_from_args
+    from .chunking import long_document_modes, long_document_options
 
     long_document_modes(args)
+    settings = run_settings(
+        model=args.model,
+        backend=args.backend,
+        dtype=_engine_options(args).get("dtype"),
+        instruction=args.instruction,
+        max_length=args.max_length,
+        chunking=ChunkOptions.create(**long_document_options(args)),
+    )
     # Everything that needs no model is checked first: an engine takes a while to start.
     job = plan_score_file(
         args.input,
@@ -60,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         instruction_column=args.instruction_column,
         score_column=args.score_column,
         overwrite=args.overwrite,
+        settings=settings,
     )
     if job.finished:
         print(f"{job.output_path} already holds all {plural(job.rows_total, 'row')}; nothing to do", file=sys.stderr)
