@@ -1,4 +1,4 @@
-"""``qwen3-rerank batch``: score a JSONL or Parquet file of pairs on a Ray cluster, restartably."""
+"""``qwen3-rerank batch``: score a JSONL, CSV or Parquet file of pairs on a Ray cluster, restartably."""
 
 from __future__ import annotations
 
