@@ -51,6 +51,7 @@ __all__ = [
     "chunk_metadata",
     "coerce_threshold",
     "coerce_top_n",
+    "first_tokens",
     "given_reranker",
 ]
 
@@ -130,6 +131,22 @@ def adapter_fields(
 def check_chunk_fields(options: Mapping[str, Any]) -> None:
     """Check an adapter's :data:`CHUNK_FIELDS` at construction (as the reranker would at the first query)."""
     ChunkOptions.create().replace(*(options.get(name) for name in CHUNK_FIELDS))
+
+
+def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what: str = "max_tokens") -> list[str]:
+    """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``).
+
+    The cut is the chunk cutter's (:meth:`~qwen3_rerank.PromptBuilder.chunk_documents`): the kept text is
+    the first chunk of that size, so the prompt holds at most ``max_tokens`` of its ids, cut at a word (or
+    character) boundary. The reranker's ``max_length`` still applies on top.
+    """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 8:
+        raise Qwen3RerankValueError(
+            f"{what} must be an int >= 8 (documents are cut at word boundaries, chunks of at least 8 tokens) "
+            f"or None, got {max_tokens!r}"
+        )
+    cuts = reranker.prompts.chunk_documents(texts, int(max_tokens))
+    return [text[c[0].char_start : c[0].char_end] if c else text for text, c in zip(texts, cuts, strict=True)]
 
 
 def chunk_metadata(ranked: RankedDocument) -> dict[str, Any] | None:
