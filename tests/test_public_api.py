@@ -68,6 +68,7 @@ def test_adapter_support_is_pinned() -> None:
             "chunk_metadata",
             "coerce_threshold",
             "coerce_top_n",
+            "cross_encoder_model_kwargs",
             "first_tokens",
             "given_reranker",
         ]

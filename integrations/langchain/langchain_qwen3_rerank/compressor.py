@@ -53,6 +53,9 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
 
     ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
     own) scores long documents by their best chunk; the copies then also carry ``metadata[CHUNK_KEY]``.
+
+    ``device`` (a str or ``torch.device``) needs ``backend="transformers"`` and becomes
+    ``engine_options["device"]``; vLLM uses its GPUs.
     """
 
     # The fields (model, top_n=3, score_threshold, instruction, the reranker's settings, the chunk options)
@@ -70,9 +73,10 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
         top_n: int | None = 3,
         score_threshold: float | None = None,
         instruction: str | None = None,
+        device: Any = None,
         **options: Any,
     ) -> None:
-        fields = adapter_fields(model, reranker, options, instruction)
+        fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
             # One mapping: the parent class's typed __init__ does not know this class's fields.

@@ -132,3 +132,49 @@ async def test_a_generator_of_documents_is_read_once_in_order(compressor, refere
     ]
     with pytest.raises(TypeError, match="wrap one in a list"):
         compressor.rerank({"text": "a dict is one document"}, QUERY)
+
+
+# -- item 9: device spellings ----------------------------------------------------------------------------
+
+
+def test_device_reaches_the_transformers_backend_in_every_spelling(tiny_model_dir) -> None:
+    import torch
+
+    model = str(tiny_model_dir)
+    for adapter in (
+        Qwen3Rerank(model, backend="transformers", device="cpu"),
+        Qwen3Rerank(model, backend="transformers", device=torch.device("cpu")),
+        Qwen3CrossEncoder(model, backend="transformers", device="cpu"),
+        Qwen3CrossEncoder(model, backend="transformers", model_kwargs={"device": "cpu"}),  # HuggingFaceCrossEncoder's
+    ):
+        try:
+            assert adapter.reranker.backend.device == "cpu"
+        finally:
+            adapter.close()
+    compressor = Qwen3Rerank(model, backend="transformers", device=torch.device("cpu"))
+    try:
+        assert compressor.engine_options == {"device": "cpu"}  # the name, so the settings stay JSON
+        twin = Qwen3Rerank.model_validate_json(compressor.model_dump_json())
+        assert twin.engine_options == {"device": "cpu"}
+        twin.close()
+    finally:
+        compressor.close()
+
+
+def test_device_mistakes_name_the_fix(tiny_model_dir) -> None:
+    model = str(tiny_model_dir)
+    with pytest.raises(ValueError, match=r'only the transformers backend has; pass backend="transformers"'):
+        Qwen3Rerank(model, device="cpu")
+    with pytest.raises(ValueError, match=r"model_kwargs \['trust_remote_code'\] .* pass device=\.\.\."):
+        Qwen3CrossEncoder(model, backend="transformers", model_kwargs={"trust_remote_code": True})
+
+
+def test_cuda_without_a_gpu_is_our_error_naming_the_fix(tiny_model_dir) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for make in (Qwen3Rerank, Qwen3CrossEncoder):
+        with pytest.raises(ValueError, match=r"device='cuda', but .*Pass device='cpu'") as caught:
+            make(str(tiny_model_dir), backend="transformers", device="cuda")
+        assert "Torch not compiled" not in str(caught.value)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin, unique_prompts
+from .base import ThreadedAsyncMixin, check_torch_device, unique_prompts
 
 __all__ = ["TransformersBackend"]
 
@@ -43,6 +43,7 @@ class TransformersBackend(ThreadedAsyncMixin):
             ) from exc
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_torch_device(torch, device)
         self._torch = torch
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
