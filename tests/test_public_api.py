@@ -11,6 +11,10 @@ import qwen3_rerank
 def test_all_is_pinned() -> None:
     assert sorted(qwen3_rerank.__all__) == sorted(
         [
+            "BACKEND_NAMES",
+            "ChunkOptions",
+            "RerankerSettings",
+            "ScoringBackend",
             "BackendNotInstalledError",
             "DEFAULT_INSTRUCTION",
             "DEFAULT_MAX_LENGTH",

@@ -28,8 +28,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
+from .backends.registry import BACKEND_NAMES
 from .chunking import ChunkOptions
-from .engine_options import BACKEND_NAMES
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .reranker import DEFAULT_MODEL, Reranker
@@ -145,14 +145,15 @@ def adapter_fields(
     fields: dict[str, Any] = {"model": chosen_model(model, reranker, settings), "instruction": instruction}
     if reranker is None:
         return {**fields, **settings}
-    own = reranker._settings
+    own = reranker.settings
     if instruction is None and reranker.instruction != DEFAULT_INSTRUCTION:
         fields["instruction"] = reranker.instruction
-    backend = own["backend"]
+    engine_options = None if own.engine_options is None else dict(own.engine_options)
     return {
         **fields,
-        **{name: own[name] for name in RERANKER_FIELDS},
-        "backend": backend if isinstance(backend, str) else reranker.backend.name,
+        **{name: getattr(own, name) for name in RERANKER_FIELDS},
+        "backend": own.backend if isinstance(own.backend, str) else reranker.backend.name,
+        "engine_options": engine_options,
     }
 
 

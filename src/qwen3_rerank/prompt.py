@@ -33,6 +33,7 @@ from .errors import (
     Qwen3RerankValueError,
 )
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID
+from .validation import check_max_length
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -220,9 +221,7 @@ class PromptBuilder:
     def __init__(
         self, hf_tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH, context_length: int | None = None
     ) -> None:
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0:
-            raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
-        self.max_length = max_length
+        self.max_length = check_max_length(max_length)
         #: the model's context in tokens (its config's max_position_embeddings), when known; used in messages
         self.context_length = context_length
         self.hf_tokenizer = hf_tokenizer
@@ -250,9 +249,9 @@ class PromptBuilder:
         ``context_length`` defaults to the ``max_position_embeddings`` of ``source``'s config.json, if any.
         """
         if context_length is None:
-            from .validation import model_context_length
+            from .checkpoints import Checkpoint
 
-            context_length = model_context_length(source)
+            context_length = Checkpoint.cached(source).context_length
         return cls(load_hf_tokenizer(source), max_length=max_length, context_length=context_length)
 
     # -- pieces -------------------------------------------------------------------------------------

@@ -6,60 +6,34 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
+from . import prompt as prompt_module
 from .backends.base import ScoringBackend, unique_prompts
+from .backends.registry import (
+    BackendName,
+    backend_choices,
+    check_engine_options,
+    loads_checkpoint,
+    open_backend,
+)
+from .checkpoints import Checkpoint
 from .chunking import ChunkOptions, ChunkPlan, LongDocuments, plan_chunks
-from .engine_options import check_backend_name, check_engine_options
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
+from .settings import DEFAULT_MODEL, RerankerSettings
 from .validation import (
     Query,
     check_documents,
-    check_max_length,
-    check_model_checkpoint,
     check_pairs,
     check_query,
     check_text,
     check_threshold,
     check_top_n,
-    model_context_length,
 )
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
-
-DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-BackendName = Literal["vllm", "transformers", "server", "packed"]
-
-
-def _open_backend(
-    backend: BackendName | ScoringBackend,
-    model: str,
-    max_length: int,
-    engine_options: Mapping[str, Any] | None,
-) -> ScoringBackend:
-    if not isinstance(backend, str):
-        return backend
-    if backend == "vllm":
-        from .backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(model, max_length=max_length, engine_options=engine_options)
-    if backend == "transformers":
-        from .backends.transformers_backend import TransformersBackend
-
-        return TransformersBackend(model, **dict(engine_options or {}))
-    if backend == "packed":
-        from .backends.packed_backend import PackedBackend
-
-        return PackedBackend(model, **dict(engine_options or {}))
-    if backend == "server":
-        from .backends.server_backend import ServerBackend
-
-        return ServerBackend.from_options(model, engine_options)
-    raise Qwen3RerankValueError(
-        f"backend must be 'vllm', 'transformers', 'server' or 'packed' (or a ScoringBackend object), got {backend!r}"
-    )
 
 
 class Reranker:
@@ -119,55 +93,44 @@ class Reranker:
         max_chunks: int | None = 64,
     ) -> None:
         # Everything that needs no tokenizer or model is checked first: loading them takes seconds.
-        check_text(model, "model")
+        settings = RerankerSettings.create(
+            model,
+            backend=backend,
+            instruction=instruction,
+            max_length=max_length,
+            batch_size=batch_size,
+            engine_options=engine_options,
+            tokenizer=tokenizer,
+            show_progress=show_progress,
+            long_documents=long_documents,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            max_chunks=max_chunks,
+        )
         # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
-        self._settings: dict[str, Any] = {
-            "model": model,
-            "backend": backend,
-            "instruction": instruction,
-            "max_length": max_length,
-            "batch_size": batch_size,
-            "engine_options": None if engine_options is None else dict(engine_options),
-            "tokenizer": tokenizer,
-            "show_progress": show_progress,
-            "long_documents": long_documents,
-            "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap,
-            "max_chunks": max_chunks,
-        }
-        self.chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        self.instruction = check_text(instruction, "instruction")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        check_max_length(max_length)
-        if tokenizer is not None:
-            check_text(tokenizer, "tokenizer")
-        if isinstance(backend, str):
-            check_backend_name(backend)
-        elif not isinstance(backend, ScoringBackend):
-            raise Qwen3RerankTypeError(
-                f"backend must be 'vllm', 'transformers', 'server', 'packed' or a ScoringBackend, got {backend!r}"
-            )
-        elif engine_options:
-            raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
-        self.model = model
-        self.batch_size = batch_size
-        self.show_progress = show_progress
-        # The checkpoint check takes milliseconds and the tokenizer well under a second, so a wrong model
-        # fails before an engine starts. A local directory is checked first: the tokenizer loader would
-        # report a broken one as "not found".
-        local_dir = backend in ("vllm", "transformers", "packed") and os.path.isdir(os.path.expanduser(model))
-        if local_dir:
-            check_model_checkpoint(model, max_length)
+        self._config = settings
+        # The checkpoint is read once, here, and handed to the prompt builder and the backend. Its check takes
+        # milliseconds and the tokenizer well under a second, so a wrong model fails before an engine starts.
+        # A local directory is checked first: the tokenizer loader would report a broken one as "not found".
+        loads = loads_checkpoint(backend)
+        checkpoint = Checkpoint.resolve(model) if loads and os.path.isdir(os.path.expanduser(model)) else None
+        if checkpoint is not None:
+            checkpoint.check_max_length(max_length)
         if isinstance(backend, str):
             # After the millisecond checkpoint check: checking vLLM's options imports vLLM (seconds).
             engine_options = check_engine_options(backend, engine_options)
-        self.prompts = PromptBuilder.from_pretrained(
-            tokenizer or model, max_length=max_length, context_length=model_context_length(model)
+        hf_tokenizer = prompt_module.load_hf_tokenizer(tokenizer or model)
+        if checkpoint is None:
+            # After the tokenizer: it names a Hub model that does not exist, and downloading it brings the config.
+            checkpoint = Checkpoint.resolve(model) if loads else Checkpoint.cached(model)
+            if loads:
+                checkpoint.check_max_length(max_length)
+        #: the model as read before loading it (config, kind, context length)
+        self.checkpoint: Checkpoint = checkpoint
+        self.prompts = PromptBuilder(hf_tokenizer, max_length=max_length, context_length=checkpoint.context_length)
+        self._backend: ScoringBackend | None = (
+            open_backend(backend, checkpoint, max_length, engine_options) if isinstance(backend, str) else backend
         )
-        if backend in ("vllm", "transformers", "packed") and not local_dir:
-            check_model_checkpoint(model, max_length)
-        self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.
         self._owns_backend = isinstance(backend, str)
         limit = self._backend.max_prompt_tokens
@@ -177,6 +140,47 @@ class Reranker:
                 f"max_length={max_length} exceeds what the backend accepts ({limit} tokens); "
                 f"pass max_length <= {limit}."
             )
+
+    @classmethod
+    def from_settings(cls, settings: RerankerSettings) -> Reranker:
+        """A reranker configured by ``settings`` (what :attr:`settings` of another one returns)."""
+        if not isinstance(settings, RerankerSettings):
+            raise Qwen3RerankTypeError(f"settings must be a RerankerSettings, got {type(settings).__name__}")
+        return cls(**settings.keywords())
+
+    # -- settings (read-only: make another reranker, or use with_options, for other ones) ------------
+
+    @property
+    def settings(self) -> RerankerSettings:
+        """This reranker's settings, frozen; ``Reranker.from_settings(settings)`` makes another like it."""
+        return self._config
+
+    @property
+    def _settings(self) -> dict[str, Any]:
+        # The constructor's keyword arguments as a dict: what the adapters read until they use ``settings``.
+        return self._config.keywords()
+
+    @property
+    def model(self) -> str:
+        return self._config.model
+
+    @property
+    def instruction(self) -> str:
+        """The task instruction used when a call gives none."""
+        return self._config.instruction
+
+    @property
+    def batch_size(self) -> int:
+        return self._config.batch_size
+
+    @property
+    def show_progress(self) -> bool:
+        return self._config.show_progress
+
+    @property
+    def chunking(self) -> ChunkOptions:
+        """The long-document options calls use unless they give their own."""
+        return self._config.chunking
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -462,8 +466,8 @@ class Reranker:
         # Not copy.copy: that goes through __reduce__, which reopens an engine instead of sharing this one.
         view = object.__new__(Reranker)
         view.__dict__.update(self.__dict__)
-        view.chunking = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        view._settings = {**self._settings, **dataclasses.asdict(view.chunking)}
+        chunking = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        view._config = dataclasses.replace(self._config, chunking=chunking)
         view._owns_backend = False
         return view
 
@@ -494,14 +498,14 @@ class Reranker:
         In the same process a vLLM engine is not started twice: the copy shares the live one (engines are
         shared per model and options); in another process (a Ray worker) the copy opens its own.
         """
-        backend = self._settings["backend"]
+        backend = self._config.backend
         if not isinstance(backend, str):
             raise Qwen3RerankTypeError(
                 f"A Reranker over a backend object ({type(backend).__name__}) cannot be pickled or copied: the "
-                "object is not ours to reopen. Create the Reranker with backend='vllm', 'transformers' or "
-                "'server' (and engine_options=...) instead."
+                f"object is not ours to reopen. Create the Reranker with backend={backend_choices()} "
+                "(and engine_options=...) instead."
             )
-        return (_reopen, (dict(self._settings),))
+        return (_reopen, (self._config,))
 
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self._backend.name
@@ -549,5 +553,6 @@ def _checked(scores: list[float], expected: int) -> list[float]:
     return scores
 
 
-def _reopen(settings: dict[str, Any]) -> Reranker:
-    return Reranker(**settings)
+def _reopen(settings: RerankerSettings | dict[str, Any]) -> Reranker:
+    # A dict: pickled by a version before RerankerSettings.
+    return Reranker(**settings) if isinstance(settings, dict) else Reranker.from_settings(settings)

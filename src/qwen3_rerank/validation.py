@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .checkpoints import read_cached_config
-from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeError, Qwen3RerankValueError
+from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 
 __all__ = [
     "Query",
     "check_documents",
     "check_max_length",
-    "check_model_checkpoint",
     "check_pairs",
     "check_query",
     "check_text",
     "check_threshold",
     "check_top_n",
-    "model_context_length",
     "split_query",
 ]
 
@@ -155,80 +150,3 @@ def check_threshold(threshold: Any) -> float | None:
     if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
         raise Qwen3RerankValueError(f"threshold must lie in [0, 1] (scores are probabilities), got {threshold}")
     return float(threshold)
-
-
-def _context_is_scaled(config: dict[str, Any]) -> bool:
-    """RoPE scaling (YaRN ...) lets an engine go past max_position_embeddings, so no limit is derived then."""
-    scaling = config.get("rope_scaling") or {}
-    parameters = config.get("rope_parameters") or {}
-    kinds = {scaling.get("rope_type", scaling.get("type")), parameters.get("rope_type")} - {None, "default"}
-    return bool(kinds) or "factor" in scaling
-
-
-def model_context_length(model: str) -> int | None:
-    """The checkpoint's context (``max_position_embeddings``), when its config.json is at hand and its RoPE
-    is not scaled; None otherwise. Never raises: it only improves messages."""
-    config = read_cached_config(model)
-    if config is None or _context_is_scaled(config):
-        return None
-    context = config.get("max_position_embeddings")
-    return context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
-
-
-def check_model_checkpoint(model: str, max_length: int) -> None:
-    """Fail in milliseconds, not after an engine start, on a checkpoint that cannot be a Qwen3-Reranker.
-
-    Checks a local directory (config.json, model type, weights, context length) and the cached config of
-    a Hub name; a Hub name that is not cached is left to the loaders.
-    """
-    path = os.path.expanduser(model)
-    config_path: str | None = None
-    if os.path.isdir(path):
-        config_path = os.path.join(path, "config.json")
-        if not os.path.isfile(config_path):
-            raise NotAQwen3RerankerError(
-                f"{model!r} has no config.json, so it is not a model checkpoint (a tokenizer alone is not "
-                "enough). Point the reranker at a Qwen3-Reranker directory, e.g. one made with "
-                "`huggingface-cli download Qwen/Qwen3-Reranker-0.6B --local-dir DIR`."
-            )
-    elif os.path.isabs(path) or model.startswith((".", "~")) or os.path.exists(path):
-        what = "is a file, not a model directory" if os.path.exists(path) else "does not exist"
-        raise ModelNotFoundError(
-            f"Model directory {model!r} {what}. Pass the directory of a Qwen3-Reranker checkpoint, or a Hub "
-            "name such as 'Qwen/Qwen3-Reranker-0.6B'."
-        )
-    else:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(model, "config.json")
-        except Exception:  # an invalid repo id or an unreadable cache: the loaders will say so
-            return
-        config_path = cached if isinstance(cached, str) else None
-    if config_path is None:
-        return
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise NotAQwen3RerankerError(f"{config_path} is not a readable JSON model config: {exc}") from exc
-    model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type != "qwen3":
-        raise NotAQwen3RerankerError(
-            f"{model!r} is a {model_type!r} model, not a Qwen3 causal LM; use a Qwen/Qwen3-Reranker-0.6B/4B/8B "
-            "checkpoint."
-        )
-    from .checkpoints import kind_of_config
-
-    kind_of_config(config, model)  # a sequence-classification conversion must have one logit
-    if os.path.isdir(path) and not any(name.endswith((".safetensors", ".bin")) for name in os.listdir(path)):
-        raise ModelNotFoundError(
-            f"{model!r} has a config.json but no weights (*.safetensors or *.bin): an unfinished download? "
-            "Download the checkpoint again."
-        )
-    context = config.get("max_position_embeddings")
-    if isinstance(context, int) and not _context_is_scaled(config) and max_length > context:
-        raise Qwen3RerankValueError(
-            f"max_length={max_length} exceeds the model's context of {context} tokens (max_position_embeddings "
-            f"in {config_path}); pass max_length <= {context}."
-        )

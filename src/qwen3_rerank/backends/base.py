@@ -17,6 +17,11 @@ class ScoringBackend(Protocol):
 
     ``score_prompts`` returns exactly one float in [0, 1] per prompt, in the order given. Prompts are
     complete token-id lists made by :class:`qwen3_rerank.PromptBuilder`; backends never build prompts.
+
+    Callers de-duplicate: a backend scores every prompt it is given, copies included, and two copies
+    scored in different batches may differ in the last bits (~1e-8). :class:`qwen3_rerank.Reranker`
+    sends each distinct prompt once (:func:`unique_prompts`), so identical documents get identical
+    scores; a caller that uses a backend directly and needs that does the same.
     """
 
     name: str

@@ -18,19 +18,18 @@ bodies, ``server_responses`` reads the answers.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
-from ..checkpoints import vllm_dtype_options
+from ..checkpoints import hf_overrides_for, vllm_dtype_options
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
+from .loop_thread import LoopThread
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
-from .server_transport import LoopThread, ServerPool, normalise_urls
-from .vllm_backend import hf_overrides_for
+from .server_transport import ServerPool, normalise_urls
 
 __all__ = ["Endpoint", "ServerBackend", "chat_template", "serve_command"]
 
@@ -147,7 +146,9 @@ class ServerBackend:
             backoff=self.backoff,
             max_backoff=self.max_backoff,
         )
-        self._loop: LoopThread | None = LoopThread()
+        self._loop: LoopThread | None = LoopThread(
+            "qwen3-rerank-http", "This server backend is closed; create a new one."
+        )
         self._finalizer = weakref.finalize(self, self._loop.shutdown)
         try:
             self._run(self._start())
@@ -193,19 +194,15 @@ class ServerBackend:
         if loop is None:
             coro.close()
             raise EngineError("This server backend is closed; create a new one.")
-        future = loop.submit(coro)
         try:
-            return future.result()
-        except concurrent.futures.CancelledError:
+            return loop.run(coro)  # an interrupt while waiting (Ctrl-C) stops the requests as well
+        except asyncio.CancelledError:  # close() cancelled what was in flight
             raise EngineError("This server backend was closed while scoring; create a new one.") from None
-        except BaseException:
-            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the requests as well
-            raise
 
     async def _start(self) -> None:
         client = await self._pool.start()
         assert self._loop is not None
-        self._loop.client = client
+        self._loop.on_shutdown.append(client.aclose)
 
     async def _probe(self) -> int | None:
         """Ask each server for its models; the smallest max_model_len bounds the prompt length."""
@@ -298,7 +295,7 @@ class ServerBackend:
             raise EngineError("This server backend is closed; create a new one.")
         jobs = self._plan(prompts)
         try:
-            return await asyncio.wrap_future(loop.submit(self._run_jobs(jobs, len(prompts))))
+            return await loop.arun(self._run_jobs(jobs, len(prompts)))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

@@ -2,7 +2,7 @@
 
 Engines are expensive (seconds to minutes to start, most of a GPU's memory), so every reranker that
 asks for the same model and options shares one, released when the last of them closes. Each engine
-lives on its own event-loop thread (:class:`~qwen3_rerank.backends.vllm_loop.EngineLoop`). An engine
+lives on its own event-loop thread (:class:`~qwen3_rerank.backends.loop_thread.LoopThread`). An engine
 whose process died (``AsyncLLM.errored``) is replaced by a fresh one with the same model and options on
 the next call, for every reranker sharing it.
 """
@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import EngineError
+from .loop_thread import LoopThread
 from .vllm_admission import AdmissionGate
-from .vllm_loop import EngineLoop
 
 __all__ = ["SharedEngine", "acquire", "live_engine_count", "release"]
 
@@ -43,7 +43,7 @@ class SharedEngine:
         self.model = model
         self.options = dict(options)
         self._start = start
-        self.loop = EngineLoop()
+        self.loop = LoopThread("qwen3-rerank-vllm", "This vLLM engine was shut down; create a new reranker.")
         self.gate = AdmissionGate(max_in_flight_prompts)
         self.users = 0
         self.restarts = 0

@@ -22,6 +22,7 @@ _COMMAND_MODULES = ("rank", "random_model", "eval", "score", "batch")
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every scoring command shares."""
+    from ..backends.registry import BACKENDS
     from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
     from ..reranker import DEFAULT_MODEL
 
@@ -29,9 +30,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=DEFAULT_MODEL, help="Hub name or local directory (default: %(default)s)")
     group.add_argument(
         "--backend",
-        choices=("vllm", "transformers", "server"),
+        choices=tuple(BACKENDS),
         default="vllm",
-        help="default: %(default)s; server: --engine-option base_urls='[\"http://HOST:8000\"]'",
+        help="; ".join(f"{spec.name}: {spec.summary}" for spec in BACKENDS.values())
+        + "; server takes --engine-option base_urls='[\"http://HOST:8000\"]'",
     )
     group.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="task instruction (default: web search)")
     group.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="prompt token budget")
