@@ -194,7 +194,7 @@ class Reranker:
     def max_length(self) -> int:
         return self.prompts.max_length
 
-    def _chunks(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
+    def _batches(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
         starts = range(0, len(prompts), self.batch_size)
         if self.show_progress and len(prompts) > self.batch_size:
             from tqdm.auto import tqdm
@@ -214,8 +214,8 @@ class Reranker:
         backend = self.backend
         unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(unique):
-            scores.extend(backend.score_prompts(chunk))
+        for batch in self._batches(unique):
+            scores.extend(backend.score_prompts(batch))
         scores = _checked(scores, len(unique))
         return [scores[slot] for slot in slots]
 
@@ -223,8 +223,8 @@ class Reranker:
         backend = self.backend
         unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(unique):
-            scores.extend(await backend.ascore_prompts(chunk))
+        for batch in self._batches(unique):
+            scores.extend(await backend.ascore_prompts(batch))
         scores = _checked(scores, len(unique))
         return [scores[slot] for slot in slots]
 

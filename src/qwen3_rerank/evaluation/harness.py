@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen3RerankValueError
+from ..validation import check_count
 from .beir import BeirDataset
 from .metrics import DEFAULT_METRICS, MetricReport, evaluate_run, judged_queries
 from .runs import Ranking, Run, ordered
@@ -45,8 +46,7 @@ def rerank_run(
     them below the reranked ones. Pairs of many queries are scored together (large batches keep the
     engine busy).
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-        raise Qwen3RerankValueError(f"top_k must be a positive int, got {top_k!r}")
+    check_count(top_k, "top_k")
     instruction = reranker.instruction if instruction is None else instruction
     slots: list[tuple[str, str]] = []
     pairs: list[tuple[tuple[str, str], str]] = []
