@@ -95,6 +95,21 @@ def test_empty_input_is_an_error(tiny_model_dir: Path) -> None:
     assert proc.returncode == 2 and "no documents" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rank", ""], "qwen3-rerank: error: the query is empty: give the text to rank the documents against"),
+        (["rank", " \t"], "qwen3-rerank: error: the query is whitespace only"),
+        (["rank", "q", "--top-n", "0"], "qwen3-rerank: error: --top-n must be >= 1 (omit it for all documents), got 0"),
+    ],
+)
+def test_an_empty_query_or_top_n_0_is_a_cli_error(tiny_model_dir: Path, args: list[str], message: str) -> None:
+    # Issue 20 items 8 and 10: refused before anything loads, in the CLI's own terms.
+    proc = run_cli(*args, "--model", str(tiny_model_dir), "--backend", "transformers", stdin="a doc\n", timeout=120)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.splitlines()[0].startswith(message), proc.stderr
+
+
 def test_read_documents_formats() -> None:
     assert read_documents(io.StringIO('"a"\n{"text": "b"}\n\n{"page_content": "c"}\n')) == ["a", "b", "c"]
     assert read_documents(io.StringIO("plain one\n{not json\n")) == ["plain one", "{not json"]

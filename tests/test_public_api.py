@@ -60,7 +60,10 @@ def test_adapter_support_is_pinned() -> None:
         [
             "CHUNK_FIELDS",
             "RERANKER_FIELDS",
+            "RerankerAdapterFields",
             "RerankerAdapterMixin",
+            "Threshold",
+            "TopN",
             "adapter_arank",
             "adapter_fields",
             "adapter_rank",

@@ -8,6 +8,12 @@ An adapter is a pydantic model whose fields are everything needed to reopen its 
 pickle, cloudpickle and ``deepcopy`` all open a reranker with the same settings; in the same process the
 vLLM engine is shared, not started again. A shallow copy (``model_copy()``) shares the reranker but never
 owns it: closing the copy leaves the original's engine open.
+
+The fields both adapters share are declared once, in :class:`RerankerAdapterFields` (pydantic v2, which
+LangChain and LlamaIndex both bring): a wrong type or value is a ``pydantic.ValidationError`` at
+construction and on assignment, so ``except ValidationError`` around a config loaded from YAML or the
+environment catches it. The rules themselves are the core's (``check_top_n``, ``check_threshold``,
+:class:`~qwen3_rerank.chunking.ChunkOptions`); a direct call of the core keeps its ``Qwen3RerankTypeError``.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import dataclasses
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from .backends.registry import BACKEND_NAMES
 from .chunking import ChunkOptions
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
-from .prompt import DEFAULT_INSTRUCTION
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .reranker import DEFAULT_MODEL, Reranker
 from .results import RankedDocument
 from .validation import Query, check_documents, check_query, check_threshold, check_top_n
@@ -30,7 +39,10 @@ from .validation import Query, check_documents, check_query, check_threshold, ch
 __all__ = [
     "CHUNK_FIELDS",
     "RERANKER_FIELDS",
+    "RerankerAdapterFields",
     "RerankerAdapterMixin",
+    "Threshold",
+    "TopN",
     "adapter_arank",
     "adapter_fields",
     "adapter_rank",
@@ -147,8 +159,10 @@ def coerce_top_n(value: Any) -> int | None:
             raise Qwen3RerankTypeError(f"top_n must be an int or None, got str {value!r}") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
-    if value == 0 and not isinstance(value, bool) and isinstance(value, numbers.Integral):
-        return 0
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and value <= 0:
+        if value == 0:
+            return 0
+        raise Qwen3RerankValueError(f"top_n must be >= 0 (0 keeps nothing, None keeps all), got {value}")
     return check_top_n(value)
 
 
@@ -199,6 +213,72 @@ async def adapter_arank(
     if top_n == 0:
         return adapter_rank(reranker, query, texts, 0, instruction=instruction)
     return await reranker.arank(query, texts, top_n, threshold, instruction=instruction, **options)
+
+
+def _plain_number(value: Any) -> Any:
+    # pydantic's lax int and float take True as 1; a count or a probability never is a bool. numpy
+    # numbers become Python ones, as the core accepts them.
+    if isinstance(value, bool):
+        raise Qwen3RerankValueError(f"expected a number, got the bool {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, float):
+        return float(value)
+    return value
+
+
+def _field_top_n(value: int | None) -> int | None:
+    return coerce_top_n(value)
+
+
+#: An adapter's ``top_n``: an int >= 0 or None; "3" and 3.0 parse as pydantic's int fields do.
+TopN = Annotated[int | None, BeforeValidator(_plain_number), AfterValidator(_field_top_n)]
+#: An adapter's ``score_threshold``: a number in [0, 1] or None.
+Threshold = Annotated[float | None, BeforeValidator(_plain_number), AfterValidator(check_threshold)]
+
+
+def _check_chunk_field(value: Any, info: ValidationInfo) -> Any:
+    # With the chunk fields already validated (all of them on assignment), so chunk_overlap >= chunk_tokens
+    # fails as it is set and the model keeps its valid value; the rules are ChunkOptions' own.
+    fields = {name: info.data.get(name) for name in CHUNK_FIELDS}
+    check_chunk_fields({**fields, str(info.field_name): value})
+    return value
+
+
+#: A chunk count; its bounds are :class:`~qwen3_rerank.chunking.ChunkOptions`'s.
+ChunkCount = Annotated[int | None, BeforeValidator(_plain_number), AfterValidator(_check_chunk_field)]
+
+
+class RerankerAdapterFields(BaseModel):
+    """The pydantic fields every adapter shares, declared once: the model, :data:`RERANKER_FIELDS`
+    (frozen: they made the reranker), ``top_n``, ``score_threshold``, ``instruction`` and
+    :data:`CHUNK_FIELDS`. An adapter redeclares a field only to change its default (``top_n``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str = Field(
+        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
+    )
+    top_n: TopN = Field(default=3, description="How many documents to keep, best first; None keeps all, 0 none.")
+    score_threshold: Threshold = Field(
+        default=None, description="Drop documents whose relevance is below this value (in [0, 1]); None keeps all."
+    )
+    instruction: str | None = Field(
+        default=None, description="Task instruction for the model; None uses the reranker's default."
+    )
+    backend: str = Field(default="vllm", frozen=True, description=f"One of {', '.join(map(repr, BACKEND_NAMES))}.")
+    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
+    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
+    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
+    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
+
+    long_documents: Annotated[str | None, AfterValidator(_check_chunk_field)] = Field(
+        default=None, description="'truncate' or 'chunk' (long documents score their best chunk); None: the reranker's."
+    )
+    chunk_tokens: ChunkCount = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
+    chunk_overlap: ChunkCount = Field(default=None, description="Tokens chunks share; None: the reranker's.")
+    max_chunks: ChunkCount = Field(default=None, description="Most chunks per document; None: the reranker's.")
 
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Any:

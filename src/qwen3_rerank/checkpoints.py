@@ -27,6 +27,7 @@ __all__ = [
     "hf_overrides_for",
     "kind_of_config",
     "not_a_qwen3_model",
+    "vllm_dtype_options",
 ]
 
 CAUSAL_LM = "causal-lm"
@@ -124,6 +125,25 @@ class Checkpoint:
         checkpoint, none for a converted one (it already has its one-logit score head)."""
         return {} if self.kind == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
 
+    @property
+    def dtype(self) -> str | None:
+        """The dtype its weights are stored in (config.json ``dtype``, as transformers >= 4.56 writes it, or
+        ``torch_dtype``), e.g. ``"bfloat16"``; None when the config is not at hand or names none."""
+        config = self.config or {}
+        dtype = config.get("dtype", config.get("torch_dtype"))
+        return dtype if isinstance(dtype, str) else None
+
+    @property
+    def vllm_dtype_options(self) -> dict[str, str]:
+        """``{"dtype": "float32"}`` for a float32 checkpoint, else ``{}``: what vLLM is told when the user
+        names no dtype, so that it runs the checkpoint's dtype as the other backends do.
+
+        vLLM's own "auto" keeps a bfloat16 or float16 checkpoint's dtype (falling back, with a warning, on a
+        device without it), but downcasts a float32 checkpoint to float16 for a pooling model (vLLM's
+        ``_resolve_auto_dtype``), which moves scores by ~1e-3 and can change the order.
+        """
+        return {"dtype": "float32"} if self.dtype == "float32" else {}
+
     @classmethod
     def cached(cls, model: str) -> Checkpoint:
         """What is known without checking: the config, if at hand and readable. Raises only for a
@@ -199,3 +219,8 @@ def checkpoint_kind(model: str) -> str:
 def hf_overrides_for(model: str) -> dict[str, Any]:
     """:attr:`Checkpoint.hf_overrides` of ``model`` (for ``vllm serve`` command lines)."""
     return Checkpoint.cached(model).hf_overrides
+
+
+def vllm_dtype_options(model: str) -> dict[str, str]:
+    """:attr:`Checkpoint.vllm_dtype_options` of ``model`` (for ``vllm serve`` command lines)."""
+    return Checkpoint.cached(model).vllm_dtype_options

@@ -55,8 +55,18 @@ def split_query(query: Any, default_instruction: str, what: str = "query") -> tu
         if len(query) != 2:
             raise Qwen3RerankValueError(f"{what} given as a tuple must be (instruction, query), got {len(query)} items")
         instruction = default_instruction if query[0] is None else check_text(query[0], f"{what}'s instruction")
-        return instruction, check_text(query[1], what)
-    return default_instruction, check_text(query, what)
+        return instruction, _check_query_text(query[1], what)
+    return default_instruction, _check_query_text(query, what)
+
+
+def _check_query_text(query: Any, what: str) -> str:
+    # Relevance to nothing: the model still answers, with a score that only reflects the document, which
+    # would silently rank by noise (an unfilled search box, a missing CSV column). Documents may be empty.
+    text = check_text(query, what)
+    if not text.strip():
+        shown = "empty" if not text else f"whitespace only ({text!r})"
+        raise Qwen3RerankValueError(f"{what} is {shown}: give the text to rank the documents against")
+    return text
 
 
 def _materialise(items: Any, what: str, example: str) -> list[Any]:
@@ -140,15 +150,17 @@ def check_max_length(max_length: Any) -> int:
     return check_count(max_length, "max_length", note="tokens")
 
 
-def check_top_n(top_n: Any) -> int | None:
+def check_top_n(top_n: Any, name: str = "top_n", for_all: str = "or None for all documents") -> int | None:
+    """``top_n`` as an int >= 1, or None; ``name`` and ``for_all`` spell the argument as the caller knows it
+    (the CLI: ``--top-n``, "omit it for all documents")."""
     if top_n is None:
         return None
     # numbers.Integral admits numpy integers too; bool is an int but never a count.
     if isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral):
-        raise Qwen3RerankTypeError(f"top_n must be an int or None, got {type(top_n).__name__}: {top_n!r}")
+        raise Qwen3RerankTypeError(f"{name} must be an int or None, got {type(top_n).__name__}: {top_n!r}")
     top_n = int(top_n)
     if top_n <= 0:
-        raise Qwen3RerankValueError(f"top_n must be >= 1 (or None for all documents), got {top_n}")
+        raise Qwen3RerankValueError(f"{name} must be >= 1 ({for_all}), got {top_n}")
     return top_n
 
 

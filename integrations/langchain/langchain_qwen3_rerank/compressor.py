@@ -12,15 +12,14 @@ from typing import Any
 import yaml
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, PrivateAttr
 
-from qwen3_rerank import BACKEND_NAMES, DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank import RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
+    RerankerAdapterFields,
     RerankerAdapterMixin,
     adapter_fields,
-    check_chunk_fields,
     chunk_metadata,
-    coerce_threshold,
     coerce_top_n,
     given_reranker,
 )
@@ -34,7 +33,7 @@ RELEVANCE_SCORE_KEY = "relevance_score"
 CHUNK_KEY = "qwen3_rerank_chunk"
 
 
-class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
+class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompressor):
     """Reorders documents by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
     Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
@@ -55,30 +54,8 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
     own) scores long documents by their best chunk; the copies then also carry ``metadata[CHUNK_KEY]``.
     """
 
-    model: str = Field(
-        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
-    )
-    top_n: int | None = Field(default=3, description="How many documents to keep, best first; None keeps all.")
-    score_threshold: float | None = Field(
-        default=None, description="Drop documents whose relevance is below this value (in [0, 1]); None keeps all."
-    )
-    instruction: str | None = Field(
-        default=None, description="Task instruction for the model; None uses the reranker's default."
-    )
-    backend: str = Field(default="vllm", frozen=True, description=f"One of {BACKEND_NAMES}.")
-    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
-    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
-    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
-    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
-    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
-
-    long_documents: str | None = Field(
-        default=None, description="'truncate' or 'chunk' (long documents score their best chunk); None: the reranker's."
-    )
-    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
-    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
-    max_chunks: int | None = Field(default=None, description="Most chunks per document; None: the reranker's.")
-
+    # The fields (model, top_n=3, score_threshold, instruction, the reranker's settings, the chunk options)
+    # are RerankerAdapterFields', shared with the LlamaIndex adapter.
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
 
     _reranker: Reranker = PrivateAttr()
@@ -94,23 +71,11 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         instruction: str | None = None,
         **options: Any,
     ) -> None:
-        # Checked now, like the other fields, not at the first query.
-        check_chunk_fields(options)
         fields = adapter_fields(model, reranker, options, instruction)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
             # One mapping: the parent class's typed __init__ does not know this class's fields.
             super().__init__(**{**fields, "top_n": top_n, "score_threshold": score_threshold, **options})
-
-    @field_validator("top_n", mode="before")
-    @classmethod
-    def _check_top_n(cls, value: Any) -> int | None:
-        return coerce_top_n(value)
-
-    @field_validator("score_threshold", mode="before")
-    @classmethod
-    def _check_threshold(cls, value: Any) -> float | None:
-        return coerce_threshold(value)
 
     # -- BaseDocumentCompressor ---------------------------------------------------------------------
 

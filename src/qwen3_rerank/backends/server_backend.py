@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
-from ..checkpoints import hf_overrides_for
+from ..checkpoints import hf_overrides_for, vllm_dtype_options
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
 from ..validation import check_count
 from .loop_thread import LoopThread
@@ -50,6 +50,8 @@ def serve_command(
     """
     overrides = hf_overrides_for(model)
     flags = ["--hf-overrides", json.dumps(overrides)] if overrides else []
+    # The checkpoint's dtype, as in-process: vLLM's "auto" would run a float32 checkpoint in float16.
+    flags += [f"--{name}={value}" for name, value in vllm_dtype_options(model).items()]
     argv = ["vllm", "serve", model, "--runner", "pooling", *flags, "--host", host, "--port", str(port)]
     if chat_template_path is not None:
         argv += ["--chat-template", chat_template_path]

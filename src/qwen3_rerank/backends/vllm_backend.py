@@ -147,6 +147,8 @@ class VLLMBackend:
         # A Reranker hands over the checkpoint it resolved; a model name is resolved (and checked) here.
         checkpoint = model if isinstance(model, Checkpoint) else Checkpoint.resolve(model)
         options = {**default_engine_options(max_length), **dict(engine_options or {})}
+        if options.get("dtype", "auto") == "auto":
+            options.update(checkpoint.vllm_dtype_options)
         if "hf_overrides" in options or "runner" in options:
             raise Qwen3RerankValueError("engine_options may not set hf_overrides or runner: qwen3-rerank sets them")
         if int(options["max_model_len"]) < max_length:

@@ -10,6 +10,7 @@ the next call, for every reranker sharing it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import gc
 import logging
@@ -101,6 +102,28 @@ class SharedEngine:
 
 _ENGINES: dict[tuple[str, str], SharedEngine] = {}
 _ENGINES_LOCK = threading.Lock()
+_EXIT_HOOKED = False
+
+
+def _shutdown_at_exit() -> None:
+    """Shut down the engines nobody closed (adapters are rarely closed) while the interpreter can still do it.
+
+    Left open, vLLM's own exit handlers kill the engine process under our loop thread, whose output
+    handler then logs ``EngineDeadError`` tracebacks as ERROR on every normal exit.
+    """
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for shared in engines:
+        shared.shutdown()
+
+
+def _hook_exit() -> None:
+    # Registered after the first engine started, so after vLLM's own handlers: atexit runs last-in first.
+    global _EXIT_HOOKED
+    if not _EXIT_HOOKED:
+        atexit.register(_shutdown_at_exit)
+        _EXIT_HOOKED = True
 
 
 def live_engine_count() -> int:
@@ -121,6 +144,7 @@ def acquire(
         shared = _ENGINES.get(key)
         if shared is None:
             shared = _ENGINES[key] = SharedEngine(key, model, options, start, max_in_flight_prompts)
+            _hook_exit()
         shared.users += 1
         return shared
 
