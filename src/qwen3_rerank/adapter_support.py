@@ -51,6 +51,8 @@ __all__ = [
     "chunk_metadata",
     "coerce_threshold",
     "coerce_top_n",
+    "cross_encoder_model_kwargs",
+    "first_tokens",
     "given_reranker",
 ]
 
@@ -83,8 +85,18 @@ def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[
     return reranker.model
 
 
-def _with_device(options: dict[str, Any], device: str) -> dict[str, Any]:
+def _device_name(device: Any) -> str:
+    """A torch device as its name: ``torch.device("cuda", 1)`` -> ``"cuda:1"``, so settings stay JSON."""
+    if isinstance(device, str):
+        return device
+    if type(device).__module__ == "torch" and type(device).__name__ == "device":
+        return str(device)
+    raise Qwen3RerankTypeError(f"device must be a str or a torch.device, got {type(device).__name__}: {device!r:.80}")
+
+
+def _with_device(options: dict[str, Any], device: Any) -> dict[str, Any]:
     # SentenceTransformerRerank(device=...) picks a torch device; only the transformers backend has one.
+    device = _device_name(device)
     if options.get("backend") != "transformers":
         raise Qwen3RerankValueError(
             f"device={device!r} selects a torch device, which only the transformers backend has; pass "
@@ -92,9 +104,26 @@ def _with_device(options: dict[str, Any], device: str) -> dict[str, Any]:
             'engine_options={"tensor_parallel_size": ...}, or CUDA_VISIBLE_DEVICES).'
         )
     engine_options = dict(options.get("engine_options") or {})
-    if engine_options.get("device", device) != device:
+    if _device_name(engine_options.get("device", device)) != device:
         raise Qwen3RerankValueError(f"device={device!r} contradicts engine_options device={engine_options['device']!r}")
     return {**options, "engine_options": {**engine_options, "device": device}}
+
+
+def cross_encoder_model_kwargs(model_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """HuggingFaceCrossEncoder's ``model_kwargs`` as our arguments: ``{"device": ...}`` is ``device=``;
+    anything else is refused, naming where it goes instead."""
+    if model_kwargs is None:
+        return {}
+    if not isinstance(model_kwargs, Mapping):
+        raise Qwen3RerankTypeError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
+    unknown = sorted(set(model_kwargs) - {"device"})
+    if unknown:
+        raise Qwen3RerankValueError(
+            f"model_kwargs {unknown} are sentence-transformers options, which qwen3-rerank does not take: "
+            'pass device=... (with backend="transformers"); engine options go in engine_options={...}, '
+            "prompt length in max_length=..."
+        )
+    return {"device": model_kwargs["device"]} if "device" in model_kwargs else {}
 
 
 def adapter_fields(
@@ -102,7 +131,7 @@ def adapter_fields(
     reranker: Reranker | None,
     options: dict[str, Any],
     instruction: str | None = None,
-    device: str | None = None,
+    device: Any = None,
 ) -> dict[str, Any]:
     """The ``model``, ``instruction`` and reranker-settings fields of an adapter.
 
@@ -116,20 +145,37 @@ def adapter_fields(
     fields: dict[str, Any] = {"model": chosen_model(model, reranker, settings), "instruction": instruction}
     if reranker is None:
         return {**fields, **settings}
-    own = reranker._settings
+    own = reranker.settings
     if instruction is None and reranker.instruction != DEFAULT_INSTRUCTION:
         fields["instruction"] = reranker.instruction
-    backend = own["backend"]
+    engine_options = None if own.engine_options is None else dict(own.engine_options)
     return {
         **fields,
-        **{name: own[name] for name in RERANKER_FIELDS},
-        "backend": backend if isinstance(backend, str) else reranker.backend.name,
+        **{name: getattr(own, name) for name in RERANKER_FIELDS},
+        "backend": own.backend if isinstance(own.backend, str) else reranker.backend.name,
+        "engine_options": engine_options,
     }
 
 
 def check_chunk_fields(options: Mapping[str, Any]) -> None:
     """Check an adapter's :data:`CHUNK_FIELDS` at construction (as the reranker would at the first query)."""
     ChunkOptions.create().replace(*(options.get(name) for name in CHUNK_FIELDS))
+
+
+def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what: str = "max_tokens") -> list[str]:
+    """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``).
+
+    The cut is the chunk cutter's (:meth:`~qwen3_rerank.PromptBuilder.chunk_documents`): the kept text is
+    the first chunk of that size, so the prompt holds at most ``max_tokens`` of its ids, cut at a word (or
+    character) boundary. The reranker's ``max_length`` still applies on top.
+    """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 8:
+        raise Qwen3RerankValueError(
+            f"{what} must be an int >= 8 (documents are cut at word boundaries, chunks of at least 8 tokens) "
+            f"or None, got {max_tokens!r}"
+        )
+    cuts = reranker.prompts.chunk_documents(texts, int(max_tokens))
+    return [text[c[0].char_start : c[0].char_end] if c else text for text, c in zip(texts, cuts, strict=True)]
 
 
 def chunk_metadata(ranked: RankedDocument) -> dict[str, Any] | None:

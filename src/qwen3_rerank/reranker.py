@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from . import prompt as prompt_module
 from .backends.base import ScoringBackend, unique_prompts
@@ -17,20 +17,15 @@ from .backends.registry import (
     loads_checkpoint,
     open_backend,
 )
+from .calls import Call, CallPlanner
 from .checkpoints import Checkpoint
-from .chunking import ChunkOptions, ChunkPlan, LongDocuments, plan_chunks
+from .chunking import ChunkOptions, LongDocuments
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
-from .results import RankedDocument, order_by_score
+from .results import RankedDocument
 from .settings import DEFAULT_MODEL, RerankerSettings
 from .validation import (
     Query,
-    check_documents,
-    check_pairs,
-    check_query,
-    check_text,
-    check_threshold,
-    check_top_n,
 )
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
@@ -194,7 +189,7 @@ class Reranker:
     def max_length(self) -> int:
         return self.prompts.max_length
 
-    def _chunks(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
+    def _batches(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
         starts = range(0, len(prompts), self.batch_size)
         if self.show_progress and len(prompts) > self.batch_size:
             from tqdm.auto import tqdm
@@ -214,8 +209,8 @@ class Reranker:
         backend = self.backend
         unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(unique):
-            scores.extend(backend.score_prompts(chunk))
+        for batch in self._batches(unique):
+            scores.extend(backend.score_prompts(batch))
         scores = _checked(scores, len(unique))
         return [scores[slot] for slot in slots]
 
@@ -223,88 +218,28 @@ class Reranker:
         backend = self.backend
         unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(unique):
-            scores.extend(await backend.ascore_prompts(chunk))
+        for batch in self._batches(unique):
+            scores.extend(await backend.ascore_prompts(batch))
         scores = _checked(scores, len(unique))
         return [scores[slot] for slot in slots]
-
-    def _query_prompts(
-        self, query: Query, documents: Iterable[str], instruction: str | None
-    ) -> tuple[list[str], list[list[int]]]:
-        # The query is checked before the documents are read: a generator is not consumed for nothing.
-        instruction_text, query_text = check_query(query, instruction, self.instruction)
-        docs = check_documents(documents)
-        return docs, self.prompts.build(instruction_text, query_text, docs)
-
-    def _pair_prompts(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
-        return self.prompts.build_triples(self._triples(pairs, instruction))
-
-    def _triples(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[tuple[str, str, str]]:
-        default = self.instruction if instruction is None else check_text(instruction, "instruction")
-        return check_pairs(pairs, default)
-
-    def _query_triples(
-        self, query: Query, documents: Iterable[str], instruction: str | None
-    ) -> tuple[list[str], list[tuple[str, str, str]]]:
-        instruction_text, query_text = check_query(query, instruction, self.instruction)
-        docs = check_documents(documents)
-        return docs, [(instruction_text, query_text, doc) for doc in docs]
 
     def _options(self, long_documents: Any, chunk_tokens: Any, chunk_overlap: Any, max_chunks: Any) -> ChunkOptions:
         return self.chunking.replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
 
-    # Every call is a _Job built on the caller's thread (sync) or a worker thread (async): the prompts it
-    # scores and how their scores become its answer. Sync and async differ only in how the prompts are scored.
+    # Every call is a Call planned on the caller's thread (sync) or a worker thread (async): the prompts it
+    # scores and how their scores become its answer (calls.py). Sync and async differ only in how the prompts
+    # are scored.
 
-    def _run(self, job: _Job[T]) -> T:
-        return job.finish(self._score(job.prompts))
+    @property
+    def _planner(self) -> CallPlanner:
+        return CallPlanner(self.prompts, self.instruction)
 
-    async def _arun(self, build: Callable[..., _Job[T]], *args: Any) -> T:
-        job = await asyncio.to_thread(build, *args)
-        return job.finish(await self._ascore(job.prompts))
+    def _run(self, call: Call[T]) -> T:
+        return call.finish(self._score(call.prompts))
 
-    def _score_job(
-        self, query: Query, documents: Iterable[str], instruction: str | None, options: ChunkOptions
-    ) -> _Job[list[float]]:
-        if options.chunked:
-            _, triples = self._query_triples(query, documents, instruction)
-            return _best_scores(plan_chunks(self.prompts, triples, options))
-        _, prompts = self._query_prompts(query, documents, instruction)
-        return _Job(prompts, list)
-
-    def _pairs_job(
-        self, pairs: Iterable[tuple[Query, str]], instruction: str | None, options: ChunkOptions
-    ) -> _Job[list[float]]:
-        if options.chunked:
-            return _best_scores(plan_chunks(self.prompts, self._triples(pairs, instruction), options))
-        return _Job(self._pair_prompts(pairs, instruction), list)
-
-    def _chunks_job(
-        self, query: Query, documents: Iterable[str], instruction: str | None, options: ChunkOptions
-    ) -> _Job[list[tuple[DocumentChunk, ...]]]:
-        _, triples = self._query_triples(query, documents, instruction)
-        plan = plan_chunks(self.prompts, triples, options)
-        return _Job(plan.prompts, plan.finish)
-
-    def _rank_job(
-        self,
-        query: Query,
-        documents: Iterable[str],
-        top_n: int | None,
-        threshold: float | None,
-        instruction: str | None,
-        options: ChunkOptions,
-        return_chunks: bool,
-    ) -> _Job[tuple[RankedDocument, ...]]:
-        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
-        if options.chunked:
-            docs, triples = self._query_triples(query, documents, instruction)
-            plan = plan_chunks(self.prompts, triples, options)
-            return _Job(
-                plan.prompts, lambda scores: _ranked_chunks(docs, plan.finish(scores), top_n, threshold, return_chunks)
-            )
-        docs, prompts = self._query_prompts(query, documents, instruction)
-        return _Job(prompts, lambda scores: order_by_score(docs, scores, top_n=top_n, threshold=threshold))
+    async def _arun(self, plan: Callable[..., Call[T]], *args: Any) -> T:
+        call = await asyncio.to_thread(plan, *args)
+        return call.finish(await self._ascore(call.prompts))
 
     # -- sync API -----------------------------------------------------------------------------------
 
@@ -325,7 +260,7 @@ class Reranker:
         (None: the reranker's); in chunk mode a document's score is its best chunk's.
         """
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._score_job(query, documents, instruction, options))
+        return self._run(self._planner.score(query, documents, instruction, options))
 
     def score_pairs(
         self,
@@ -339,7 +274,7 @@ class Reranker:
     ) -> list[float]:
         """One score per (query, document) pair, in input order; a query may be ``(instruction, query)``."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._pairs_job(pairs, instruction, options))
+        return self._run(self._planner.pairs(pairs, instruction, options))
 
     def compute_scores(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
@@ -360,7 +295,7 @@ class Reranker:
         A document's chunks are in text order; its chunk-mode score is the largest chunk score.
         """
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._chunks_job(query, documents, instruction, options))
+        return self._run(self._planner.chunks(query, documents, instruction, options))
 
     def rank(
         self,
@@ -383,7 +318,7 @@ class Reranker:
         ``return_chunks=True`` its ``chunks`` hold every chunk's score.
         """
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._rank_job(query, documents, top_n, threshold, instruction, options, return_chunks))
+        return self._run(self._planner.rank(query, documents, top_n, threshold, instruction, options, return_chunks))
 
     # -- async API: the same jobs, built in a worker thread, scored without blocking the event loop ----------
 
@@ -400,7 +335,7 @@ class Reranker:
     ) -> list[float]:
         """Async :meth:`score`; the engine works in another thread, never on the event loop."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._score_job, query, documents, instruction, options)
+        return await self._arun(self._planner.score, query, documents, instruction, options)
 
     async def ascore_pairs(
         self,
@@ -414,7 +349,7 @@ class Reranker:
     ) -> list[float]:
         """Async :meth:`score_pairs`."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._pairs_job, pairs, instruction, options)
+        return await self._arun(self._planner.pairs, pairs, instruction, options)
 
     async def acompute_scores(
         self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None
@@ -434,7 +369,7 @@ class Reranker:
     ) -> list[tuple[DocumentChunk, ...]]:
         """Async :meth:`score_chunks`."""
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._chunks_job, query, documents, instruction, options)
+        return await self._arun(self._planner.chunks, query, documents, instruction, options)
 
     async def arank(
         self,
@@ -452,7 +387,9 @@ class Reranker:
     ) -> tuple[RankedDocument, ...]:
         """Async :meth:`rank`."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._rank_job, query, documents, top_n, threshold, instruction, options, return_chunks)
+        return await self._arun(
+            self._planner.rank, query, documents, top_n, threshold, instruction, options, return_chunks
+        )
 
     def with_options(
         self,
@@ -513,38 +450,6 @@ class Reranker:
 
 
 T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Job(Generic[T]):
-    """What one call scores, and how the scores of those prompts (in their order) become its answer."""
-
-    prompts: list[list[int]]
-    finish: Callable[[list[float]], T]
-
-
-def _best_scores(plan: ChunkPlan) -> _Job[list[float]]:
-    return _Job(plan.prompts, lambda scores: [_best(chunks).score for chunks in plan.finish(scores)])  # type: ignore[misc]
-
-
-def _best(chunks: tuple[DocumentChunk, ...]) -> DocumentChunk:
-    """The first chunk with the largest score (max semantics; ties go to the earlier chunk)."""
-    return max(chunks, key=lambda chunk: chunk.score)  # type: ignore[arg-type,return-value]
-
-
-def _ranked_chunks(
-    docs: list[str],
-    chunked: list[tuple[DocumentChunk, ...]],
-    top_n: int | None,
-    threshold: float | None,
-    return_chunks: bool,
-) -> tuple[RankedDocument, ...]:
-    best = [_best(chunks) for chunks in chunked]
-    ranked = order_by_score(docs, [b.score for b in best], top_n=top_n, threshold=threshold)  # type: ignore[misc]
-    return tuple(
-        dataclasses.replace(r, best_chunk=best[r.index], chunks=chunked[r.index] if return_chunks else None)
-        for r in ranked
-    )
 
 
 def _checked(scores: list[float], expected: int) -> list[float]:

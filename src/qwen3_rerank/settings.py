@@ -18,7 +18,7 @@ from .backends.registry import BackendName, backend_choices, check_backend_name
 from .chunking import ChunkOptions, LongDocuments
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
-from .validation import check_max_length, check_text
+from .validation import check_count, check_max_length, check_text
 
 __all__ = ["DEFAULT_MODEL", "RerankerSettings"]
 
@@ -65,8 +65,7 @@ class RerankerSettings:
         check_text(model, "model")
         chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         check_text(instruction, "instruction")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_count(batch_size, "batch_size")
         check_max_length(max_length)
         if tokenizer is not None:
             check_text(tokenizer, "tokenizer")

@@ -12,7 +12,9 @@ from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 __all__ = [
     "Query",
     "check_documents",
+    "check_count",
     "check_max_length",
+    "check_optional_count",
     "check_pairs",
     "check_query",
     "check_text",
@@ -121,10 +123,31 @@ def check_query(query: Any, instruction: Any, default_instruction: str) -> tuple
     return split_query(query, default_instruction)
 
 
+def check_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> int:
+    """The one check of a count (a batch size, a token budget ...): a whole number >= ``minimum``. numpy
+    integers count (as int); ``True`` never does, though it is an int. ``note`` follows the rule in the
+    message, e.g. ``"tokens"``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        rule = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise Qwen3RerankValueError(f"{what} must be {rule}{f' ({note})' if note else ''}, got {value!r}")
+    return int(value)
+
+
+def check_optional_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> int | None:
+    """:func:`check_count`, or None (which means no limit, or the default: ``note`` says which)."""
+    if value is None:
+        return None
+    try:
+        return check_count(value, what, minimum=minimum)
+    except Qwen3RerankValueError:
+        rule = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise Qwen3RerankValueError(
+            f"{what} must be {rule} or None{f' ({note})' if note else ''}, got {value!r}"
+        ) from None
+
+
 def check_max_length(max_length: Any) -> int:
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-        raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
-    return max_length
+    return check_count(max_length, "max_length", note="tokens")
 
 
 def check_top_n(top_n: Any, name: str = "top_n", for_all: str = "or None for all documents") -> int | None:

@@ -6,7 +6,7 @@ documents come back reordered, as copies carrying their score. Scores are exactl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -21,6 +21,7 @@ from qwen3_rerank.adapter_support import (
     adapter_fields,
     chunk_metadata,
     coerce_top_n,
+    first_tokens,
     given_reranker,
 )
 
@@ -52,6 +53,9 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
 
     ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
     own) scores long documents by their best chunk; the copies then also carry ``metadata[CHUNK_KEY]``.
+
+    ``device`` (a str or ``torch.device``) needs ``backend="transformers"`` and becomes
+    ``engine_options["device"]``; vLLM uses its GPUs.
     """
 
     # The fields (model, top_n=3, score_threshold, instruction, the reranker's settings, the chunk options)
@@ -69,9 +73,10 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
         top_n: int | None = 3,
         score_threshold: float | None = None,
         instruction: str | None = None,
+        device: Any = None,
         **options: Any,
     ) -> None:
-        fields = adapter_fields(model, reranker, options, instruction)
+        fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
             # One mapping: the parent class's typed __init__ does not know this class's fields.
@@ -102,40 +107,51 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
 
     def rerank(
         self,
-        documents: Sequence[str | Document | Mapping[str, Any]],
+        documents: Iterable[str | Document | Mapping[str, Any]],
         query: str,
         *,
         rank_fields: Sequence[str] | None = None,
         model: str | None = None,
         top_n: int | None = -1,
+        max_tokens_per_doc: int | None = None,
     ) -> list[dict[str, Any]]:
         """Cohere's ``rerank``: ``[{"index", "relevance_score", "document"}]`` best first.
 
-        ``top_n=-1`` (the default) uses the compressor's ``top_n``; ``None`` returns every document.
-        ``index`` is the position in ``documents``; ``document`` is the string or dict given, or a scored
-        copy of the ``Document`` given. A dict is scored on the YAML of its ``rank_fields`` (all keys if
-        None), as Cohere does. ``score_threshold`` does not apply here. ``model`` may only name this
-        compressor's model.
+        ``top_n`` ``None`` returns every document; ``0`` or below (the default ``-1``) uses the compressor's
+        ``top_n``, as Cohere does. ``index`` is the position in ``documents`` (any iterable, read once);
+        ``document`` is the string or dict given, or a scored copy of the ``Document`` given. A dict is
+        scored on the YAML of its ``rank_fields`` (all keys if None), as Cohere does; a dict holding none
+        of the ``rank_fields`` is an error. ``max_tokens_per_doc`` keeps about the first that many tokens
+        of each document (Cohere's truncation; None: only the reranker's ``max_length`` applies).
+        ``score_threshold`` does not apply here. ``model`` may only name this compressor's model.
         """
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
+        texts = self._cut(texts, max_tokens_per_doc)
         ranked = self._rank(query, texts, top_n)
         return _rows(docs, ranked)
 
     async def arerank(
         self,
-        documents: Sequence[str | Document | Mapping[str, Any]],
+        documents: Iterable[str | Document | Mapping[str, Any]],
         query: str,
         *,
         rank_fields: Sequence[str] | None = None,
         model: str | None = None,
         top_n: int | None = -1,
+        max_tokens_per_doc: int | None = None,
     ) -> list[dict[str, Any]]:
         """Async :meth:`rerank`."""
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
+        texts = self._cut(texts, max_tokens_per_doc)
         ranked = await self._arank(query, texts, top_n)
         return _rows(docs, ranked)
+
+    def _cut(self, texts: list[str], max_tokens_per_doc: int | None) -> list[str]:
+        if max_tokens_per_doc is None:
+            return texts
+        return first_tokens(self.reranker, texts, max_tokens_per_doc, "max_tokens_per_doc")
 
     def _rerank_request(self, documents: Any, query: Any, model: str | None, top_n: Any) -> int | None:
         if isinstance(documents, str) and not isinstance(query, str):
@@ -149,17 +165,17 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
                 f"Qwen3Rerank({model!r}) for another model."
             )
         # Cohere: a top_n that is neither None nor positive means the compressor's own top_n.
-        if top_n is not None and not isinstance(top_n, bool) and isinstance(top_n, int) and top_n < 0:
+        if top_n is not None and not isinstance(top_n, bool) and isinstance(top_n, int) and top_n <= 0:
             return self.top_n
         return coerce_top_n(top_n)
 
 
 def _request(
-    documents: Sequence[Any], *, allow_text: bool, rank_fields: Sequence[str] | None = None
+    documents: Iterable[Any], *, allow_text: bool, rank_fields: Sequence[str] | None = None
 ) -> tuple[list[Any], list[str]]:
-    if isinstance(documents, str | bytes | Document) or not isinstance(documents, Sequence):
+    if isinstance(documents, str | bytes | Document | Mapping) or not isinstance(documents, Iterable):
         raise TypeError(f"documents must be a list of Document, got {type(documents).__name__}; wrap one in a list")
-    docs = list(documents)
+    docs = list(documents)  # a generator is read once, in order; the rows' index is a position in it
     texts = []
     for i, doc in enumerate(docs):
         if isinstance(doc, Document):
@@ -167,7 +183,7 @@ def _request(
         elif allow_text and isinstance(doc, str):
             texts.append(doc)
         elif allow_text and isinstance(doc, Mapping):
-            texts.append(_dict_text(doc, rank_fields))
+            texts.append(_dict_text(doc, rank_fields, i))
         else:
             accepted = "a Document, a str or a dict" if allow_text else "a Document"
             raise TypeError(
@@ -177,9 +193,17 @@ def _request(
     return docs, texts
 
 
-def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None) -> str:
-    # Cohere's rule: the YAML of the dict, keeping only rank_fields (in their order) when given.
+def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None, i: int) -> str:
+    # Cohere's rule: the YAML of the dict, keeping only rank_fields (in their order) when given. A dict with
+    # none of them would be scored as the text "{}": a misspelt field, so it is an error instead.
+    if isinstance(rank_fields, str):
+        raise TypeError(f"rank_fields must be a list of keys, got the str {rank_fields!r}; write [{rank_fields!r}]")
     chosen = dict(doc) if not rank_fields else {key: doc[key] for key in rank_fields if key in doc}
+    if rank_fields and not chosen:
+        raise ValueError(
+            f"documents[{i}] has none of rank_fields {list(rank_fields)}; its keys are {sorted(map(str, doc))}. "
+            "Name keys the dicts have, or pass rank_fields=None to score every key."
+        )
     return yaml.dump(chosen, sort_keys=False)
 
 

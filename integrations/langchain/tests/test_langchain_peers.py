@@ -36,13 +36,15 @@ FLOAT32 = {"dtype": "float32"}
 #                top_n: Optional[int] = -1, max_tokens_per_doc: Optional[int] = None) -> List[Dict[str, Any]]
 #     top_n = top_n if (top_n is None or top_n > 0) else self.top_n; rows are {"index", "relevance_score"};
 #     a dict is scored on yaml.dump({k: doc[k] for k in rank_fields if k in doc} or doc, sort_keys=False).
-# max_tokens_per_doc is Cohere's server-side truncation; ours is max_length, set on the reranker.
+# max_tokens_per_doc is Cohere's truncation of each document; ours keeps about that many tokens of each
+# (the chunk cutter's first chunk), and the reranker's max_length still applies.
 COHERE_RERANK = [
     ("documents", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
     ("query", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
     ("rank_fields", inspect.Parameter.KEYWORD_ONLY, None),
     ("model", inspect.Parameter.KEYWORD_ONLY, None),
     ("top_n", inspect.Parameter.KEYWORD_ONLY, -1),
+    ("max_tokens_per_doc", inspect.Parameter.KEYWORD_ONLY, None),
 ]
 COHERE_ROW_KEYS = {"index", "relevance_score"}
 
@@ -68,7 +70,7 @@ async def test_rerank_order_defaults_and_rows(vllm_reranker) -> None:
     assert [r["relevance_score"] for r in default] == [scores[i] for i in best[:2]]
     assert [r["index"] for r in compressor.rerank(TEXTS, QUERY, top_n=None)] == best  # threshold not applied
     assert [r["index"] for r in compressor.rerank(documents=TEXTS, query=QUERY, top_n=3)] == best[:3]
-    assert compressor.rerank(TEXTS, QUERY, top_n=0) == []
+    assert compressor.rerank(TEXTS, QUERY, top_n=0) == default  # Cohere: top_n <= 0 is the compressor's
     assert await compressor.arerank(TEXTS, QUERY) == default
     assert compressor.rerank(TEXTS, QUERY, model=vllm_reranker.model) == default
     with pytest.raises(ValueError, match=r"scores with .* only; make another Qwen3Rerank\('other/model'\)"):

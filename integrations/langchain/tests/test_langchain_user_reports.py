@@ -83,3 +83,98 @@ def test_the_core_keeps_its_own_type_errors(reference_reranker) -> None:
 
     with pytest.raises(Qwen3RerankTypeError, match="top_n must be an int or None"):
         reference_reranker.rank("q", ["d"], top_n="abc")
+
+
+# -- item 7: rerank() as langchain-cohere's -------------------------------------------------------------
+
+
+def test_rerank_maps_top_n_0_or_below_to_the_compressors(reference_reranker) -> None:
+    compressor = Qwen3Rerank(reranker=reference_reranker, top_n=2)
+    default = compressor.rerank(TEXTS, QUERY)
+    assert len(default) == 2
+    for top_n in (0, -1, -5):
+        assert compressor.rerank(TEXTS, QUERY, top_n=top_n) == default
+    assert len(compressor.rerank(TEXTS, QUERY, top_n=None)) == len(TEXTS)
+
+
+def test_rerank_takes_max_tokens_per_doc(compressor, reference_reranker) -> None:
+    long_doc = "Paris is the capital of France. " + "Cats purr and sleep all day long. " * 20
+    rows = compressor.rerank([long_doc, TEXTS[0]], QUERY, max_tokens_per_doc=8)
+    # The first 8 tokens of each document, cut at a word boundary, are what is scored.
+    cut = reference_reranker.prompts.chunk_documents([long_doc], 8)[0][0]
+    kept = long_doc[cut.char_start : cut.char_end]
+    assert kept == "Paris is the capital of France. Cats" and len(cut.ids) == 8
+    want = reference_reranker.score(QUERY, [kept, TEXTS[0]])
+    assert sorted((r["index"], r["relevance_score"]) for r in rows) == [(0, want[0]), (1, want[1])]
+    assert rows[0]["document"] == long_doc or rows[1]["document"] == long_doc  # the document given comes back
+    assert compressor.rerank([long_doc], QUERY, max_tokens_per_doc=None)[0]["relevance_score"] != want[0]
+    with pytest.raises(ValueError, match=r"max_tokens_per_doc must be an int >= 8"):
+        compressor.rerank(TEXTS, QUERY, max_tokens_per_doc=0)
+
+
+def test_rank_fields_matching_no_key_are_an_error(compressor) -> None:
+    docs = [{"title": "Paris", "body": "Paris is the capital of France."}, {"title": "Cats"}]
+    with pytest.raises(
+        ValueError, match=r"documents\[0\] has none of rank_fields \['text'\]; its keys are \['body', 'title'\]"
+    ):
+        compressor.rerank(docs, QUERY, rank_fields=["text"])
+    with pytest.raises(ValueError, match=r"documents\[1\] has none of rank_fields \['body'\]"):
+        compressor.rerank(docs, QUERY, rank_fields=["body"])
+
+
+async def test_a_generator_of_documents_is_read_once_in_order(compressor, reference_reranker) -> None:
+    want = compressor.rerank(TEXTS, QUERY)
+    assert compressor.rerank((t for t in TEXTS), QUERY) == want
+    assert await compressor.arerank((t for t in TEXTS), QUERY) == want
+    docs = [Document(page_content=t, id=str(i)) for i, t in enumerate(TEXTS)]
+    assert [d.id for d in compressor.compress_documents(iter(docs), QUERY)] == [
+        d.id for d in compressor.compress_documents(docs, QUERY)
+    ]
+    with pytest.raises(TypeError, match="wrap one in a list"):
+        compressor.rerank({"text": "a dict is one document"}, QUERY)
+
+
+# -- item 9: device spellings ----------------------------------------------------------------------------
+
+
+def test_device_reaches_the_transformers_backend_in_every_spelling(tiny_model_dir) -> None:
+    import torch
+
+    model = str(tiny_model_dir)
+    for adapter in (
+        Qwen3Rerank(model, backend="transformers", device="cpu"),
+        Qwen3Rerank(model, backend="transformers", device=torch.device("cpu")),
+        Qwen3CrossEncoder(model, backend="transformers", device="cpu"),
+        Qwen3CrossEncoder(model, backend="transformers", model_kwargs={"device": "cpu"}),  # HuggingFaceCrossEncoder's
+    ):
+        try:
+            assert adapter.reranker.backend.device == "cpu"
+        finally:
+            adapter.close()
+    compressor = Qwen3Rerank(model, backend="transformers", device=torch.device("cpu"))
+    try:
+        assert compressor.engine_options == {"device": "cpu"}  # the name, so the settings stay JSON
+        twin = Qwen3Rerank.model_validate_json(compressor.model_dump_json())
+        assert twin.engine_options == {"device": "cpu"}
+        twin.close()
+    finally:
+        compressor.close()
+
+
+def test_device_mistakes_name_the_fix(tiny_model_dir) -> None:
+    model = str(tiny_model_dir)
+    with pytest.raises(ValueError, match=r'only the transformers backend has; pass backend="transformers"'):
+        Qwen3Rerank(model, device="cpu")
+    with pytest.raises(ValueError, match=r"model_kwargs \['trust_remote_code'\] .* pass device=\.\.\."):
+        Qwen3CrossEncoder(model, backend="transformers", model_kwargs={"trust_remote_code": True})
+
+
+def test_cuda_without_a_gpu_is_our_error_naming_the_fix(tiny_model_dir) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for make in (Qwen3Rerank, Qwen3CrossEncoder):
+        with pytest.raises(ValueError, match=r"device='cuda', but .*Pass device='cpu'") as caught:
+            make(str(tiny_model_dir), backend="transformers", device="cuda")
+        assert "Torch not compiled" not in str(caught.value)

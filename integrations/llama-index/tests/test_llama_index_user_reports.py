@@ -83,3 +83,30 @@ def test_the_core_keeps_its_own_type_errors(reference_reranker) -> None:
 
     with pytest.raises(Qwen3RerankTypeError, match="top_n must be an int or None"):
         reference_reranker.rank("q", ["d"], top_n="abc")
+
+
+# -- item 9: device spellings ----------------------------------------------------------------------------
+
+
+def test_a_torch_device_is_kept_as_its_name_so_to_json_works(tiny_model_dir) -> None:
+    import torch
+
+    postprocessor = Qwen3Rerank(str(tiny_model_dir), backend="transformers", device=torch.device("cpu"))
+    try:
+        assert postprocessor.engine_options == {"device": "cpu"}
+        assert postprocessor.reranker.backend.device == "cpu"
+        twin = Qwen3Rerank.from_json(postprocessor.to_json())
+        assert twin.engine_options == {"device": "cpu"}
+        twin.close()
+    finally:
+        postprocessor.close()
+
+
+def test_cuda_without_a_gpu_is_our_error_naming_the_fix(tiny_model_dir) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match=r"device='cuda', but .*Pass device='cpu'") as caught:
+        Qwen3Rerank(str(tiny_model_dir), backend="transformers", device="cuda")
+    assert "Torch not compiled" not in str(caught.value)

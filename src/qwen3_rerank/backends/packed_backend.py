@@ -26,7 +26,7 @@ from ..errors import (
     Qwen3RerankValueError,
 )
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin
+from .base import ThreadedAsyncMixin, check_torch_device
 from .packing import Pack, group_by_shared_prefix, pack_groups
 
 __all__ = ["PackedBackend"]
@@ -90,6 +90,7 @@ class PackedBackend(ThreadedAsyncMixin):
         self._torch = torch
         self._layers = packed_layers
         self.token_budget = token_budget
+        check_torch_device(torch, device)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, str(dtype), None)
         if not (dtype == "auto" or (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point)):

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from ..checkpoints import Checkpoint
 from ..errors import Qwen3RerankTypeError, Qwen3RerankValueError
+from ..validation import check_count
 from .base import ScoringBackend
 from .option_checks import check_names, check_torch_dtype
 from .vllm_options import check_vllm_options
@@ -80,9 +81,7 @@ def _check_vllm(spec: BackendSpec, options: dict[str, Any]) -> None:
 def _check_torch_backend(spec: BackendSpec, options: dict[str, Any]) -> None:
     check_names(spec.name, options, _constructor_parameters(spec))
     check_torch_dtype(options.get("dtype", "auto"))
-    batch_size = options.get("batch_size", 1)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise Qwen3RerankValueError(f"engine_options batch_size must be a positive int, got {batch_size!r}")
+    check_count(options.get("batch_size", 1), "engine_options batch_size")
 
 
 def _check_server(spec: BackendSpec, options: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from ..checkpoints import hf_overrides_for, vllm_dtype_options
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
+from ..validation import check_count
 from .loop_thread import LoopThread
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
@@ -55,12 +56,6 @@ def serve_command(
     if chat_template_path is not None:
         argv += ["--chat-template", chat_template_path]
     return argv
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise Qwen3RerankValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _positive_float(value: Any, name: str) -> float:
@@ -122,12 +117,11 @@ class ServerBackend:
             raise Qwen3RerankTypeError("api_key must be a non-empty str or None")
         if served_model_name is not None and not isinstance(served_model_name, str):
             raise Qwen3RerankTypeError(f"served_model_name must be a str or None, got {served_model_name!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise Qwen3RerankValueError(f"retries must be an int >= 0, got {retries!r}")
+        check_count(retries, "retries", minimum=0)
         self.endpoint: Endpoint = endpoint
         self.served_model_name = served_model_name
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.max_concurrency = _positive_int(
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.max_concurrency = check_count(
             4 * len(self.base_urls) if max_concurrency is None else max_concurrency, "max_concurrency"
         )
         self.timeout = _positive_float(timeout, "timeout")

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checkpoints import SEQUENCE_CLASSIFICATION, Checkpoint, not_a_qwen3_model
-from ..errors import BackendNotInstalledError, ModelNotFoundError, Qwen3RerankValueError
+from ..errors import BackendNotInstalledError, ModelNotFoundError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin
+from ..validation import check_count
+from .base import ThreadedAsyncMixin, check_torch_device
 
 __all__ = ["TransformersBackend"]
 
@@ -42,8 +43,8 @@ class TransformersBackend(ThreadedAsyncMixin):
             raise BackendNotInstalledError(
                 "The transformers backend needs torch: pip install qwen3-rerank[torch]"
             ) from exc
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_count(batch_size, "batch_size")  # True is not a batch size (it is an int)
+        check_torch_device(torch, device)
         self._torch = torch
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

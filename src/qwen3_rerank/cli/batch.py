@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(sub: Any) -> None:
     from . import add_model_arguments

@@ -10,6 +10,8 @@ from typing import IO, Any
 from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from ..results import RankedDocument
 
+__all__ = ["add_parser", "read_documents", "read_input", "run", "split_lines"]
+
 _TEXT_FIELDS = ("text", "document", "content", "page_content")
 
 

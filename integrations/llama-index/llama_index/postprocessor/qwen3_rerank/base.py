@@ -45,8 +45,9 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseNodePostproce
     Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
     ``batch_size``, ``tokenizer`` and ``show_progress`` go to :class:`qwen3_rerank.Reranker`), or an
     existing ``reranker=`` so several postprocessors share one engine. Postprocessors built from the same
-    model and options share one vLLM engine anyway. ``device`` (SentenceTransformerRerank's argument)
-    needs ``backend="transformers"`` and becomes ``engine_options["device"]``.
+    model and options share one vLLM engine anyway. ``device`` (SentenceTransformerRerank's argument, a
+    str or ``torch.device``) needs ``backend="transformers"`` and becomes ``engine_options["device"]``
+    (as its name, so ``to_json`` works).
 
     Each node is scored on ``node.get_content(metadata_mode)`` (default ``MetadataMode.EMBED``, the text
     the retriever saw). ``score_threshold`` keeps nodes scoring at least that much; ``top_n`` then keeps
@@ -88,7 +89,7 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseNodePostproce
         keep_retrieval_score: bool = False,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         instruction: str | None = None,
-        device: str | None = None,
+        device: Any = None,
         callback_manager: CallbackManager | None = None,
         **options: Any,
     ) -> None:
