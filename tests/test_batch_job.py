@@ -281,7 +281,7 @@ def test_bad_input_is_refused_with_the_reason(tmp_path) -> None:
     with pytest.raises(ValueError, match="holds no pairs"):
         read_pairs(write_jsonl([], tmp_path / "d.jsonl"))
     with pytest.raises(ValueError, match="cannot tell the format"):
-        read_pairs(tmp_path / "e.csv")
+        read_pairs(tmp_path / "e.txt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_pairs(tmp_path / "missing.jsonl")
     (tmp_path / "f.jsonl").write_text('{"query_id": "q", "doc_id": 1, "query": "x", "document": "y"}\nnot json\n')
@@ -305,7 +305,7 @@ def test_work_dir_of_other_settings_is_refused(tmp_path) -> None:
 
     WorkDir(tmp_path / "w", {"model": "a", "max_length": 512})
     WorkDir(tmp_path / "w", {"model": "a", "max_length": 512})  # same settings: resumes
-    with pytest.raises(ValueError, match=r"other settings \(max_length differ\)"):
+    with pytest.raises(ValueError, match=r"other settings \(max_length differ: max_length was 512, now 1024\)"):
         WorkDir(tmp_path / "w", {"model": "a", "max_length": 1024})
 
 
@@ -342,3 +342,49 @@ def test_vllm_backend_in_an_actor(local_ray, tiny_model_dir, tmp_path, reference
     )
     assert summary.complete and summary.failures == ()
     assert_exactly_once(read_output(output), in_process(reference_reranker, rows))
+
+
+class _FakeRay:
+    """What _default_gpus asks of Ray: the cluster's resources."""
+
+    def __init__(self, gpus: int) -> None:
+        self.gpus = gpus
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 16.0, "GPU": float(self.gpus)}
+
+
+@pytest.mark.parametrize(("backend", "wanted"), [("vllm", 1), ("packed", 1), ("transformers", 0), ("server", 0)])
+def test_engines_on_a_gpu_get_one_gpu_per_actor(backend, wanted) -> None:
+    # Drift defect (issue 19): a batch with backend packed gave its actors no GPU.
+    from qwen3_rerank.batch.job import _default_gpus
+
+    assert _default_gpus(backend, _FakeRay(gpus=4)) == wanted
+    assert _default_gpus(backend, _FakeRay(gpus=0)) == 0
+
+
+def test_both_runners_give_the_same_scores_on_the_same_csv(local_ray, tiny_model_dir, tmp_path) -> None:
+    """The Ray runner and the local runner (qwen3-rerank score) are two runners of one engine."""
+    import csv
+
+    from qwen3_rerank import Reranker
+    from qwen3_rerank.files import score_file
+
+    rows = make_pairs(queries=4, docs=10, seed=7)
+    rows[3]["document"] = '"quoted", with a comma\nand a newline'
+    source = tmp_path / "pairs.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["query_id", "doc_id", "query", "document", "instruction"])
+        writer.writeheader()
+        writer.writerows(rows)  # rows without an instruction: an empty field, the default one in both runners
+    summary = job(source, tmp_path / "ray.csv", tiny_model_dir, shard_size=16)
+    assert summary.complete, summary
+    with Reranker(str(tiny_model_dir), backend="transformers", engine_options=ENGINE) as reranker:
+        score_file(reranker, source, tmp_path / "local.csv", chunk_size=16)
+    with (tmp_path / "ray.csv").open(newline="") as handle:
+        ray_rows = list(csv.DictReader(handle))
+    with (tmp_path / "local.csv").open(newline="") as handle:
+        local_rows = list(csv.DictReader(handle))
+    assert [(r["query_id"], r["doc_id"]) for r in ray_rows] == [(r["query_id"], r["doc_id"]) for r in local_rows]
+    # Same engine, same shards-vs-chunks split (16 rows): the scores are the same floats.
+    assert [float(r["score"]) for r in ray_rows] == [float(r["score"]) for r in local_rows]

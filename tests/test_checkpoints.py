@@ -154,3 +154,101 @@ def test_a_reranker_over_a_backend_object_says_why_it_cannot_pickle(reference_re
     shared = Reranker(str(tiny_model_dir), backend=reference_reranker.backend)
     with pytest.raises(TypeError, match=r"backend object \(TransformersBackend\) cannot be pickled or copied"):
         pickle.dumps(shared)
+
+
+# -- the default dtype is the checkpoint's, on every backend (issue 20 item 3) -------------------------
+
+
+@pytest.fixture(scope="module")
+def bf16_model_dir(tmp_path_factory, tokenizer_dir):
+    from qwen3_rerank.random_checkpoint import write_random_checkpoint
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("tiny-bf16"), tokenizer_dir, dtype="bfloat16")
+
+
+def test_vllm_is_told_the_dtype_of_a_float32_checkpoint_only(tiny_model_dir, bf16_model_dir) -> None:
+    from qwen3_rerank.backends.server_backend import serve_command
+    from qwen3_rerank.checkpoints import Checkpoint, vllm_dtype_options
+
+    dtypes = (Checkpoint.resolve(str(tiny_model_dir)).dtype, Checkpoint.resolve(str(bf16_model_dir)).dtype)
+    assert dtypes == ("float32", "bfloat16")
+    # vLLM's "auto" keeps bfloat16 but would run float32 in float16: only float32 is named.
+    assert vllm_dtype_options(str(tiny_model_dir)) == {"dtype": "float32"}
+    assert vllm_dtype_options(str(bf16_model_dir)) == {} == vllm_dtype_options("no/such-model")
+    assert "--dtype=float32" in serve_command(str(tiny_model_dir))
+    assert not any(flag.startswith("--dtype") for flag in serve_command(str(bf16_model_dir)))
+
+
+@pytest.mark.parametrize("backend", ["transformers", "packed"])
+def test_torch_backends_run_the_checkpoints_dtype_by_default(backend, tiny_model_dir, bf16_model_dir) -> None:
+    import torch
+
+    for model, want in ((tiny_model_dir, torch.float32), (bf16_model_dir, torch.bfloat16)):
+        with Reranker(str(model), backend=backend) as reranker:
+            assert next(reranker.backend.model.parameters()).dtype == want
+
+
+@pytest.mark.vllm
+def test_vllm_without_a_dtype_scores_a_float32_checkpoint_in_float32(
+    tiny_model_dir, vllm_reranker, reference_reranker
+) -> None:
+    # No engine_options at all: before, vLLM's "auto" ran this float32 checkpoint in float16 (scores off by
+    # up to 2.4e-3, order changed). Now it is the float32 engine the session already holds.
+    with Reranker(str(tiny_model_dir)) as default:
+        got = default.score(QUERY, DOCUMENTS)
+    want = reference_reranker.score(QUERY, DOCUMENTS)
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-5
+
+
+def _count_our_config_reads(monkeypatch) -> list[str]:
+    """Every config.json that qwen3_rerank's own code opens (transformers' and vLLM's loaders not counted)."""
+    import builtins
+    import sys
+
+    reads: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if str(file).endswith("config.json") and caller.startswith("qwen3_rerank"):
+            reads.append(f"{caller}: {file}")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return reads
+
+
+def test_config_json_is_read_once_per_reranker(tiny_model_dir, monkeypatch) -> None:
+    """Regression: the checkpoint was resolved 3-4 times per Reranker (validation, context length, kind,
+    overrides, the vLLM backend's model-type check), each opening config.json again."""
+    reads = _count_our_config_reads(monkeypatch)
+    with Reranker(str(tiny_model_dir), backend="transformers", engine_options=FLOAT32) as reranker:
+        assert len(reads) == 1, reads
+        assert reranker.checkpoint.kind == CAUSAL_LM and reranker.checkpoint.context_length is not None
+        assert reranker.prompts.context_length == reranker.checkpoint.context_length
+
+
+@pytest.mark.vllm
+def test_config_json_is_read_once_per_vllm_reranker(tiny_model_dir, vllm_reranker, monkeypatch) -> None:
+    from conftest import TEST_ENGINE_OPTIONS
+
+    reads = _count_our_config_reads(monkeypatch)
+    with Reranker(str(tiny_model_dir), engine_options=TEST_ENGINE_OPTIONS) as reranker:  # shares the engine
+        assert len(reads) == 1, reads
+        assert reranker.score(QUERY, DOCUMENTS[:2]) == vllm_reranker.score(QUERY, DOCUMENTS[:2])
+
+
+def test_a_wrong_model_type_is_one_message_everywhere(tiny_model_dir, tmp_path) -> None:
+    from qwen3_rerank.checkpoints import Checkpoint
+
+    other = tmp_path / "llama"
+    shutil.copytree(tiny_model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    with pytest.raises(NotAQwen3RerankerError, match="is a 'llama' model, not a Qwen3 causal LM") as caught:
+        Checkpoint.resolve(str(other))
+    with pytest.raises(NotAQwen3RerankerError) as direct:
+        from qwen3_rerank.backends.vllm_backend import VLLMBackend
+
+        VLLMBackend(str(other), max_length=64)  # a backend opened directly checks it too, before vLLM starts
+    assert str(direct.value) == str(caught.value)

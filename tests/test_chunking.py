@@ -22,6 +22,7 @@ from qwen3_rerank import (
     canonical_prompt,
 )
 from qwen3_rerank.backends.base import ThreadedAsyncMixin
+from qwen3_rerank.chunking import cut_documents
 
 CONTROL_SPELLINGS = ("<|", "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
 QUERY = "what is the capital of France?"
@@ -33,10 +34,10 @@ def whole_string_ids(builder: PromptBuilder, document: str, query: str = QUERY) 
 
 
 def check_cuts(builder: PromptBuilder, document: str, size: int, overlap: int) -> list:
-    """The boundary rule, for one document: see PromptBuilder.chunk_documents."""
-    [cuts] = builder.chunk_documents([document], size, overlap)
+    """The boundary rule, for one document: see qwen3_rerank.chunking.cut_documents."""
+    [cuts] = cut_documents(builder, [document], size, overlap)
     doc_ids = builder.document_ids([document])[0]
-    prompts = builder.chunk_prompts(DEFAULT_INSTRUCTION, QUERY, cuts)
+    prompts = builder.chunk_prompts(DEFAULT_INSTRUCTION, QUERY, [c.ids for c in cuts])
     assert cuts[0].token_start == 0 and cuts[0].char_start == 0
     assert cuts[-1].token_end == len(doc_ids) and cuts[-1].char_end == len(document)
     for cut, prompt in zip(cuts, prompts, strict=True):
@@ -116,10 +117,10 @@ def test_chunk_prompts_are_canonical_prompts_of_the_chunk_texts(prompt_builder, 
 @settings(max_examples=60, deadline=None)
 @given(batch=st.lists(documents, min_size=2, max_size=6), size=st.integers(8, 48), overlap_share=st.floats(0, 0.9))
 def test_documents_cut_together_are_cut_as_each_alone(prompt_builder, batch, size, overlap_share):
-    # chunk_documents tokenizes the chunks of all documents in one batch: the cuts must not depend on it.
+    # cut_documents tokenizes the chunks of all documents in one batch: the cuts must not depend on it.
     overlap = int(size * overlap_share)
-    together = prompt_builder.chunk_documents(batch, size, overlap)
-    assert together == [prompt_builder.chunk_documents([document], size, overlap)[0] for document in batch]
+    together = cut_documents(prompt_builder, batch, size, overlap)
+    assert together == [cut_documents(prompt_builder, [document], size, overlap)[0] for document in batch]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +144,7 @@ def test_chunk_rule_on_hard_texts(prompt_builder, document: str, size: int, over
 def test_word_cuts_keep_the_documents_own_ids(prompt_builder) -> None:
     document = " ".join(f"word{i}" for i in range(300))
     doc_ids = prompt_builder.document_ids([document])[0]
-    [cuts] = prompt_builder.chunk_documents([document], 32, 8)
+    [cuts] = cut_documents(prompt_builder, [document], 32, 8)
     assert len(cuts) > 5
     for cut in cuts:
         assert cut.ids == doc_ids[cut.token_start : cut.token_end]
@@ -152,7 +153,7 @@ def test_word_cuts_keep_the_documents_own_ids(prompt_builder) -> None:
 
 def test_overlap_is_about_what_was_asked(prompt_builder) -> None:
     document = " ".join(["alpha"] * 400)  # one id per word
-    [cuts] = prompt_builder.chunk_documents([document], 20, 5)
+    [cuts] = cut_documents(prompt_builder, [document], 20, 5)
     for before, after in itertools.pairwise(cuts[:-1]):
         assert before.token_end - after.token_start == 5
         assert after.token_end - after.token_start == 20
@@ -305,7 +306,7 @@ def test_bad_options_are_clear_errors(tokenizer_dir, hashed) -> None:
         reranker.score(QUERY, ["x"], long_documents="split")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="chunk_tokens must be an int >= 8"):
         reranker.score(QUERY, ["x"], chunk_tokens=0)
-    with pytest.raises(ValueError, match="max_chunks must be an int >= 1"):
+    with pytest.raises(ValueError, match="max_chunks must be a positive int or None"):
         reranker.score(QUERY, ["x"], max_chunks=0)
     # The default chunk size is the budget; an overlap that is not smaller fails when the budget is known.
     budget = reranker.prompts.plan(DEFAULT_INSTRUCTION, QUERY).document_budget
@@ -394,8 +395,10 @@ def test_server_text_endpoints_send_each_chunk_as_its_own_text(prompt_builder) -
     from qwen3_rerank.backends.server_requests import prompt_texts
 
     document = "Cats purr when content. " * 30 + "日本語のテキスト" * 10 + " Paris is the capital of France."
-    [cuts] = prompt_builder.chunk_documents([document], 24, 6)
-    for cut, prompt in zip(cuts, prompt_builder.chunk_prompts(DEFAULT_INSTRUCTION, QUERY, cuts), strict=True):
+    [cuts] = cut_documents(prompt_builder, [document], 24, 6)
+    for cut, prompt in zip(
+        cuts, prompt_builder.chunk_prompts(DEFAULT_INSTRUCTION, QUERY, [c.ids for c in cuts]), strict=True
+    ):
         assert prompt_texts(prompt_builder.hf_tokenizer, prompt, "rerank") == (
             DEFAULT_INSTRUCTION,
             QUERY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ DOCS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", 
 
 
 def run_cli(*args: str, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    # As from a user's shell: the CLI chooses vLLM's log level itself (conftest sets one for the tests).
+    env = {key: value for key, value in os.environ.items() if key != "VLLM_LOGGING_LEVEL"}
+    env = {**env, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "qwen3_rerank.cli", *args],
         input=stdin,
@@ -53,6 +56,20 @@ def test_rank_with_vllm_json_output(tiny_model_dir: Path, reference_reranker, tm
     assert [r["document"] for r in rows] == [e.document for e in expected]
     assert [r["score"] for r in rows] == pytest.approx([e.score for e in expected], abs=1e-5)
     assert [r["rank"] for r in rows] == [1, 2, 3]
+    # Issue 20 item 10: no vLLM INFO/WARNING flood (Triton, oneDNN, tcmalloc ...) without -v.
+    assert not VLLM_LOG_LINE.search(proc.stderr), proc.stderr[-3000:]
+
+
+#: a line of vLLM's log, e.g. "(EngineCore pid=7302) INFO 12-06 20:51:23 [core.py:133] ..."
+VLLM_LOG_LINE = re.compile(r"(?m)\b(INFO|WARNING) \d\d-\d\d \d\d:\d\d:\d\d \[")
+
+
+@pytest.mark.vllm
+def test_verbose_shows_vllms_log(tiny_model_dir: Path) -> None:
+    proc = run_cli("rank", "capital of France", "-v", "--model", str(tiny_model_dir), stdin="\n".join(DOCS) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == len(DOCS) + 1  # results still alone on stdout
+    assert re.search(r"(?m)\bINFO \d\d-\d\d .*\[", proc.stderr), proc.stderr[-3000:]
 
 
 def test_rank_stdin_lines_table(tiny_model_dir: Path, reference_reranker) -> None:
@@ -93,6 +110,21 @@ def test_hub_name_offline_says_how_to_fix() -> None:
 def test_empty_input_is_an_error(tiny_model_dir: Path) -> None:
     proc = run_cli("rank", "q", "--model", str(tiny_model_dir), stdin="\n\n", timeout=120)
     assert proc.returncode == 2 and "no documents" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rank", ""], "qwen3-rerank: error: the query is empty: give the text to rank the documents against"),
+        (["rank", " \t"], "qwen3-rerank: error: the query is whitespace only"),
+        (["rank", "q", "--top-n", "0"], "qwen3-rerank: error: --top-n must be >= 1 (omit it for all documents), got 0"),
+    ],
+)
+def test_an_empty_query_or_top_n_0_is_a_cli_error(tiny_model_dir: Path, args: list[str], message: str) -> None:
+    # Issue 20 items 8 and 10: refused before anything loads, in the CLI's own terms.
+    proc = run_cli(*args, "--model", str(tiny_model_dir), "--backend", "transformers", stdin="a doc\n", timeout=120)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.splitlines()[0].startswith(message), proc.stderr
 
 
 def test_read_documents_formats() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from qwen3_rerank import PromptBuilder, PromptTooLongError, Reranker, relevance_from_logits
+from qwen3_rerank.backends.registry import check_engine_options
 from qwen3_rerank.cli import main
 from qwen3_rerank.cli.rank import read_documents, read_input
-from qwen3_rerank.engine_options import check_engine_options
 from qwen3_rerank.errors import Qwen3RerankError
 
 
@@ -59,7 +59,7 @@ def no_loading(monkeypatch):
 
     monkeypatch.setattr(PromptBuilder, "from_pretrained", loaded)
     monkeypatch.setattr("qwen3_rerank.prompt.load_hf_tokenizer", loaded)
-    monkeypatch.setattr("qwen3_rerank.reranker._open_backend", loaded)
+    monkeypatch.setattr("qwen3_rerank.reranker.open_backend", loaded)
 
 
 def run_main(capfd, *argv: str) -> tuple[int, str, str]:
@@ -253,8 +253,8 @@ def test_cli_dtype_float99_is_one_line(tmp_path, no_loading, capfd) -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        (["--top-n", "0"], "top_n must be >= 1"),
-        (["--top-n", "-1"], "top_n must be >= 1"),
+        (["--top-n", "0"], "--top-n must be >= 1 (omit it for all documents), got 0"),
+        (["--top-n", "-1"], "--top-n must be >= 1 (omit it for all documents)"),
         (["--threshold", "2"], "threshold must lie in"),
         (["--engine-option", "nokey"], "KEY=VALUE"),
         (["--engine-option", "=1"], "KEY=VALUE"),
@@ -396,10 +396,13 @@ def test_transformers_ties_keep_input_order(reference_reranker) -> None:
     assert len({scores[at] for at in (3, 17, 41, 59)}) == 1
     ranked = reference_reranker.rank("q", docs)
     assert [r.index for r in ranked if r.document == "the same document, four times"] == [3, 17, 41, 59]
-    backend = reference_reranker.backend
-    prompts = reference_reranker.prompts.build(reference_reranker.instruction, "q", docs)
-    direct = backend.score_prompts(prompts)
-    assert len({direct[at] for at in (3, 17, 41, 59)}) == 1
+    # The de-duplication is the Reranker's (backends score what they are given; the ScoringBackend
+    # protocol says callers de-duplicate): its path, spelled out, gives the same scores bit for bit.
+    from qwen3_rerank.backends.base import unique_prompts
+
+    unique, slots = unique_prompts(reference_reranker.prompts.build(reference_reranker.instruction, "q", docs))
+    direct = reference_reranker.backend.score_prompts(unique)
+    assert [direct[slot] for slot in slots] == scores
 
 
 # -- 7. float64 scores ----------------------------------------------------------------------------------

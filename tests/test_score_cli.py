@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, EngineError, Reranker
-from qwen3_rerank.score_file import score_file
+from qwen3_rerank.files import score_file
 
 ROWS = [
     {"id": 1, "query": "capital of France", "document": "Paris is the capital of France.", "instruction": None},
@@ -294,8 +294,11 @@ def test_rows_before_a_bad_line_are_already_written(fake, tmp_path):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([{"query": "q"}], r"row 1: column 'document' must be a string, got nothing"),
-        ([{"query": "q", "document": "d"}, {"query": 3, "document": "d"}], r"row 2: column 'query' must be a string"),
+        ([{"query": "q"}], r"row 1 \(line 1\): column 'document' must be a string, got nothing"),
+        (
+            [{"query": "q", "document": "d"}, {"query": 3, "document": "d"}],
+            r"row 2 \(line 2\): column 'query' must be a string",
+        ),
         ([{"query": "q", "document": "d", "score": 1}], r"already has a 'score' field"),
         ([["q", "d"]], r"line 1: each line must be a JSON object"),
     ],

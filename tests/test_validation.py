@@ -36,6 +36,20 @@ def test_bad_query_or_documents(reranker, query, documents, error, match) -> Non
         reranker.rank(query, documents)
 
 
+@pytest.mark.parametrize("query", ["", " ", "\n\t\u3000", ("Judge relevance", ""), (None, "  ")])
+async def test_an_empty_or_blank_query_is_refused_everywhere(reranker, query) -> None:
+    # Issue 20 item 8: relevance to nothing only reflects the document; an unfilled search box is a bug.
+    match = "query is (empty|whitespace only).*give the text to rank the documents against"
+    for call in (reranker.score, reranker.rank, reranker.ascore, reranker.arank):
+        with pytest.raises(ValueError, match=match):
+            result = call(query, ["d", ""])
+            if hasattr(result, "__await__"):
+                await result
+    with pytest.raises(ValueError, match=r"pairs\[1\] query is (empty|whitespace only)"):
+        reranker.score_pairs([("q", "d"), (query, "d")])
+    assert reranker.score("q", [""]) != [], "an empty document is still scored"
+
+
 @pytest.mark.parametrize(
     ("top_n", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("3", TypeError), (True, TypeError)]
 )

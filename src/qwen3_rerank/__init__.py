@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from .backends.base import ScoringBackend
+from .backends.registry import BACKEND_NAMES
+from .chunking import ChunkOptions
 from .errors import (
     BackendNotInstalledError,
     DocumentTooLongError,
@@ -17,12 +20,17 @@ from .errors import (
 )
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder, canonical_prompt
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .reranker import DEFAULT_MODEL, Reranker
+from .reranker import Reranker
 from .results import RankedDocument
+from .settings import DEFAULT_MODEL, RerankerSettings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKEND_NAMES",
+    "ChunkOptions",
+    "RerankerSettings",
+    "ScoringBackend",
     "BackendNotInstalledError",
     "DEFAULT_INSTRUCTION",
     "DEFAULT_MAX_LENGTH",

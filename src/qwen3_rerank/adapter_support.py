@@ -8,6 +8,12 @@ An adapter is a pydantic model whose fields are everything needed to reopen its 
 pickle, cloudpickle and ``deepcopy`` all open a reranker with the same settings; in the same process the
 vLLM engine is shared, not started again. A shallow copy (``model_copy()``) shares the reranker but never
 owns it: closing the copy leaves the original's engine open.
+
+The fields both adapters share are declared once, in :class:`RerankerAdapterFields` (pydantic v2, which
+LangChain and LlamaIndex both bring): a wrong type or value is a ``pydantic.ValidationError`` at
+construction and on assignment, so ``except ValidationError`` around a config loaded from YAML or the
+environment catches it. The rules themselves are the core's (``check_top_n``, ``check_threshold``,
+:class:`~qwen3_rerank.chunking.ChunkOptions`); a direct call of the core keeps its ``Qwen3RerankTypeError``.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import dataclasses
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from .backends.registry import BACKEND_NAMES
 from .chunking import ChunkOptions
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
-from .prompt import DEFAULT_INSTRUCTION
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .reranker import DEFAULT_MODEL, Reranker
 from .results import RankedDocument
 from .validation import Query, check_documents, check_query, check_threshold, check_top_n
@@ -30,7 +39,10 @@ from .validation import Query, check_documents, check_query, check_threshold, ch
 __all__ = [
     "CHUNK_FIELDS",
     "RERANKER_FIELDS",
+    "RerankerAdapterFields",
     "RerankerAdapterMixin",
+    "Threshold",
+    "TopN",
     "adapter_arank",
     "adapter_fields",
     "adapter_rank",
@@ -39,6 +51,8 @@ __all__ = [
     "chunk_metadata",
     "coerce_threshold",
     "coerce_top_n",
+    "cross_encoder_model_kwargs",
+    "first_tokens",
     "given_reranker",
 ]
 
@@ -71,8 +85,18 @@ def chosen_model(model: str | None, reranker: Reranker | None, options: Mapping[
     return reranker.model
 
 
-def _with_device(options: dict[str, Any], device: str) -> dict[str, Any]:
+def _device_name(device: Any) -> str:
+    """A torch device as its name: ``torch.device("cuda", 1)`` -> ``"cuda:1"``, so settings stay JSON."""
+    if isinstance(device, str):
+        return device
+    if type(device).__module__ == "torch" and type(device).__name__ == "device":
+        return str(device)
+    raise Qwen3RerankTypeError(f"device must be a str or a torch.device, got {type(device).__name__}: {device!r:.80}")
+
+
+def _with_device(options: dict[str, Any], device: Any) -> dict[str, Any]:
     # SentenceTransformerRerank(device=...) picks a torch device; only the transformers backend has one.
+    device = _device_name(device)
     if options.get("backend") != "transformers":
         raise Qwen3RerankValueError(
             f"device={device!r} selects a torch device, which only the transformers backend has; pass "
@@ -80,9 +104,26 @@ def _with_device(options: dict[str, Any], device: str) -> dict[str, Any]:
             'engine_options={"tensor_parallel_size": ...}, or CUDA_VISIBLE_DEVICES).'
         )
     engine_options = dict(options.get("engine_options") or {})
-    if engine_options.get("device", device) != device:
+    if _device_name(engine_options.get("device", device)) != device:
         raise Qwen3RerankValueError(f"device={device!r} contradicts engine_options device={engine_options['device']!r}")
     return {**options, "engine_options": {**engine_options, "device": device}}
+
+
+def cross_encoder_model_kwargs(model_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """HuggingFaceCrossEncoder's ``model_kwargs`` as our arguments: ``{"device": ...}`` is ``device=``;
+    anything else is refused, naming where it goes instead."""
+    if model_kwargs is None:
+        return {}
+    if not isinstance(model_kwargs, Mapping):
+        raise Qwen3RerankTypeError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
+    unknown = sorted(set(model_kwargs) - {"device"})
+    if unknown:
+        raise Qwen3RerankValueError(
+            f"model_kwargs {unknown} are sentence-transformers options, which qwen3-rerank does not take: "
+            'pass device=... (with backend="transformers"); engine options go in engine_options={...}, '
+            "prompt length in max_length=..."
+        )
+    return {"device": model_kwargs["device"]} if "device" in model_kwargs else {}
 
 
 def adapter_fields(
@@ -90,7 +131,7 @@ def adapter_fields(
     reranker: Reranker | None,
     options: dict[str, Any],
     instruction: str | None = None,
-    device: str | None = None,
+    device: Any = None,
 ) -> dict[str, Any]:
     """The ``model``, ``instruction`` and reranker-settings fields of an adapter.
 
@@ -104,20 +145,37 @@ def adapter_fields(
     fields: dict[str, Any] = {"model": chosen_model(model, reranker, settings), "instruction": instruction}
     if reranker is None:
         return {**fields, **settings}
-    own = reranker._settings
+    own = reranker.settings
     if instruction is None and reranker.instruction != DEFAULT_INSTRUCTION:
         fields["instruction"] = reranker.instruction
-    backend = own["backend"]
+    engine_options = None if own.engine_options is None else dict(own.engine_options)
     return {
         **fields,
-        **{name: own[name] for name in RERANKER_FIELDS},
-        "backend": backend if isinstance(backend, str) else reranker.backend.name,
+        **{name: getattr(own, name) for name in RERANKER_FIELDS},
+        "backend": own.backend if isinstance(own.backend, str) else reranker.backend.name,
+        "engine_options": engine_options,
     }
 
 
 def check_chunk_fields(options: Mapping[str, Any]) -> None:
     """Check an adapter's :data:`CHUNK_FIELDS` at construction (as the reranker would at the first query)."""
     ChunkOptions.create().replace(*(options.get(name) for name in CHUNK_FIELDS))
+
+
+def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what: str = "max_tokens") -> list[str]:
+    """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``).
+
+    The cut is the chunk cutter's (:meth:`~qwen3_rerank.PromptBuilder.chunk_documents`): the kept text is
+    the first chunk of that size, so the prompt holds at most ``max_tokens`` of its ids, cut at a word (or
+    character) boundary. The reranker's ``max_length`` still applies on top.
+    """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 8:
+        raise Qwen3RerankValueError(
+            f"{what} must be an int >= 8 (documents are cut at word boundaries, chunks of at least 8 tokens) "
+            f"or None, got {max_tokens!r}"
+        )
+    cuts = reranker.prompts.chunk_documents(texts, int(max_tokens))
+    return [text[c[0].char_start : c[0].char_end] if c else text for text, c in zip(texts, cuts, strict=True)]
 
 
 def chunk_metadata(ranked: RankedDocument) -> dict[str, Any] | None:
@@ -147,8 +205,10 @@ def coerce_top_n(value: Any) -> int | None:
             raise Qwen3RerankTypeError(f"top_n must be an int or None, got str {value!r}") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
-    if value == 0 and not isinstance(value, bool) and isinstance(value, numbers.Integral):
-        return 0
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and value <= 0:
+        if value == 0:
+            return 0
+        raise Qwen3RerankValueError(f"top_n must be >= 0 (0 keeps nothing, None keeps all), got {value}")
     return check_top_n(value)
 
 
@@ -199,6 +259,72 @@ async def adapter_arank(
     if top_n == 0:
         return adapter_rank(reranker, query, texts, 0, instruction=instruction)
     return await reranker.arank(query, texts, top_n, threshold, instruction=instruction, **options)
+
+
+def _plain_number(value: Any) -> Any:
+    # pydantic's lax int and float take True as 1; a count or a probability never is a bool. numpy
+    # numbers become Python ones, as the core accepts them.
+    if isinstance(value, bool):
+        raise Qwen3RerankValueError(f"expected a number, got the bool {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, float):
+        return float(value)
+    return value
+
+
+def _field_top_n(value: int | None) -> int | None:
+    return coerce_top_n(value)
+
+
+#: An adapter's ``top_n``: an int >= 0 or None; "3" and 3.0 parse as pydantic's int fields do.
+TopN = Annotated[int | None, BeforeValidator(_plain_number), AfterValidator(_field_top_n)]
+#: An adapter's ``score_threshold``: a number in [0, 1] or None.
+Threshold = Annotated[float | None, BeforeValidator(_plain_number), AfterValidator(check_threshold)]
+
+
+def _check_chunk_field(value: Any, info: ValidationInfo) -> Any:
+    # With the chunk fields already validated (all of them on assignment), so chunk_overlap >= chunk_tokens
+    # fails as it is set and the model keeps its valid value; the rules are ChunkOptions' own.
+    fields = {name: info.data.get(name) for name in CHUNK_FIELDS}
+    check_chunk_fields({**fields, str(info.field_name): value})
+    return value
+
+
+#: A chunk count; its bounds are :class:`~qwen3_rerank.chunking.ChunkOptions`'s.
+ChunkCount = Annotated[int | None, BeforeValidator(_plain_number), AfterValidator(_check_chunk_field)]
+
+
+class RerankerAdapterFields(BaseModel):
+    """The pydantic fields every adapter shares, declared once: the model, :data:`RERANKER_FIELDS`
+    (frozen: they made the reranker), ``top_n``, ``score_threshold``, ``instruction`` and
+    :data:`CHUNK_FIELDS`. An adapter redeclares a field only to change its default (``top_n``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str = Field(
+        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
+    )
+    top_n: TopN = Field(default=3, description="How many documents to keep, best first; None keeps all, 0 none.")
+    score_threshold: Threshold = Field(
+        default=None, description="Drop documents whose relevance is below this value (in [0, 1]); None keeps all."
+    )
+    instruction: str | None = Field(
+        default=None, description="Task instruction for the model; None uses the reranker's default."
+    )
+    backend: str = Field(default="vllm", frozen=True, description=f"One of {', '.join(map(repr, BACKEND_NAMES))}.")
+    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
+    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
+    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
+    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
+
+    long_documents: Annotated[str | None, AfterValidator(_check_chunk_field)] = Field(
+        default=None, description="'truncate' or 'chunk' (long documents score their best chunk); None: the reranker's."
+    )
+    chunk_tokens: ChunkCount = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
+    chunk_overlap: ChunkCount = Field(default=None, description="Tokens chunks share; None: the reranker's.")
+    max_chunks: ChunkCount = Field(default=None, description="Most chunks per document; None: the reranker's.")
 
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Any:

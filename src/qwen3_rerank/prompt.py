@@ -18,9 +18,8 @@ its end without touching anything else.
 
 from __future__ import annotations
 
-import bisect
 import json
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from .errors import (
     Qwen3RerankValueError,
 )
 from .relevance import NO_TOKEN_ID, YES_TOKEN_ID
+from .validation import check_max_length
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -132,31 +132,6 @@ class DocumentChunk:
     score: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Cut:
-    """A chunk before scoring: its spans and the ids of ``" " + text``."""
-
-    token_start: int
-    token_end: int
-    char_start: int
-    char_end: int
-    ids: list[int]
-
-
-def _step(
-    position: int,
-    cutter: Generator[list[str], list[Any], list[_Cut]],
-    encodings: list[Any] | None,
-    asked: dict[int, list[str]],
-    cuts: list[list[_Cut]],
-) -> None:
-    """Send a document's cutter its encodings (None to start it): note what it asks next, or its cuts."""
-    try:
-        asked[position] = cutter.send(encodings)  # type: ignore[arg-type]
-    except StopIteration as done:
-        cuts[position] = done.value
-
-
 def load_hf_tokenizer(source: str) -> Any:
     """Load a transformers tokenizer from a local directory or Hub name, with errors that say the fix."""
     try:
@@ -220,9 +195,7 @@ class PromptBuilder:
     def __init__(
         self, hf_tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH, context_length: int | None = None
     ) -> None:
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0:
-            raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
-        self.max_length = max_length
+        self.max_length = check_max_length(max_length)
         #: the model's context in tokens (its config's max_position_embeddings), when known; used in messages
         self.context_length = context_length
         self.hf_tokenizer = hf_tokenizer
@@ -250,9 +223,9 @@ class PromptBuilder:
         ``context_length`` defaults to the ``max_position_embeddings`` of ``source``'s config.json, if any.
         """
         if context_length is None:
-            from .validation import model_context_length
+            from .checkpoints import Checkpoint
 
-            context_length = model_context_length(source)
+            context_length = Checkpoint.cached(source).context_length
         return cls(load_hf_tokenizer(source), max_length=max_length, context_length=context_length)
 
     # -- pieces -------------------------------------------------------------------------------------
@@ -260,137 +233,15 @@ class PromptBuilder:
     def _tokenize_head(self, instruction: str, query: str) -> tuple[int, ...]:
         return tuple(self._plain.encode(_head_text(instruction, query), add_special_tokens=False).ids)
 
+    @property
+    def plain_tokenizer(self) -> Tokenizer:
+        """The tokenizer that reads text as plain text: a control token's spelling stays text."""
+        return self._plain
+
     def document_ids(self, documents: Sequence[str]) -> list[list[int]]:
         """Ids of ``" " + document`` for each document, as plain text, in one batched call."""
         encodings = self._plain.encode_batch([" " + doc for doc in documents], add_special_tokens=False)
         return [enc.ids for enc in encodings]
-
-    # -- chunks -------------------------------------------------------------------------------------
-
-    def chunk_documents(
-        self,
-        documents: Sequence[str],
-        chunk_tokens: int,
-        chunk_overlap: int = 0,
-    ) -> list[list[_Cut]]:
-        """Cut each document into chunks of at most ``chunk_tokens`` ids, consecutive chunks sharing about
-        ``chunk_overlap`` ids.
-
-        The boundary rule: a chunk is a piece of the document's *text*, and its ids are those of
-        ``" " + text`` tokenized on its own, i.e. exactly what the canonical prompt of that text holds (so a
-        cut never creates ids the text would not have). Cuts are chosen in the document's own ids, preferably
-        before an id whose text starts with a space (a pre-tokenizer word boundary): there the chunk's ids are
-        the very slice of the document's ids. A stretch without such a boundary (e.g. Chinese or Japanese
-        text) is cut before any id that starts a new character; the seam's ids then come from re-tokenizing
-        the chunk's text, and may differ from the slice. Every chunk is re-tokenized to check its length.
-        """
-        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 8:
-            raise Qwen3RerankValueError(f"chunk_tokens must be an int >= 8, got {chunk_tokens!r}")
-        if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
-            raise Qwen3RerankValueError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
-        if chunk_overlap >= chunk_tokens:
-            raise Qwen3RerankValueError(
-                f"chunk_overlap={chunk_overlap} must be smaller than chunk_tokens={chunk_tokens} (each chunk has "
-                "to move forward); lower chunk_overlap."
-            )
-        texts = [" " + doc for doc in documents]
-        encodings = self._plain.encode_batch(texts, add_special_tokens=False)
-        cutters = [
-            self._cut(text, enc.ids, enc.offsets, chunk_tokens, chunk_overlap)
-            for text, enc in zip(texts, encodings, strict=True)
-        ]
-        # Each cutter asks for its planned chunks to be tokenized; the asks of all documents go to the
-        # tokenizer as one batch (which it spreads over the cores) instead of one small batch per document.
-        cuts: list[list[_Cut]] = [[] for _ in cutters]
-        asked: dict[int, list[str]] = {}
-        for position, cutter in enumerate(cutters):
-            _step(position, cutter, None, asked, cuts)
-        while asked:
-            this_round = list(asked.items())
-            asked.clear()
-            encoded = self._plain.encode_batch(
-                [t for _, chunk_texts in this_round for t in chunk_texts], add_special_tokens=False
-            )
-            offset = 0
-            for position, chunk_texts in this_round:
-                _step(position, cutters[position], encoded[offset : offset + len(chunk_texts)], asked, cuts)
-                offset += len(chunk_texts)
-        return cuts
-
-    def _cut(
-        self, text: str, ids: list[int], offsets: list[tuple[int, int]], size: int, overlap: int
-    ) -> Generator[list[str], list[Any], list[_Cut]]:
-        """One document's cuts; yields the texts of the chunks it plans and is sent their encodings."""
-        n = len(ids)
-        if n <= size:
-            return [_Cut(0, n, 0, len(text) - 1, list(ids))]
-        # A cut before id k is clean when id k starts a new character (a multi-byte character split over
-        # byte-level ids shares one offset span); a word cut is a clean cut whose id starts with a space.
-        clean = [k for k in range(1, n) if offsets[k - 1][1] <= offsets[k][0] < offsets[k][1]]
-        words = [k for k in clean if text[offsets[k][0]] == " "]
-        # Right after an id that is one space, a cut gives the same text as the word cut before that space.
-        clean = [k for k in clean if text[offsets[k][0]] == " " or text[offsets[k - 1][0] : offsets[k][0]] != " "]
-
-        def last_at_most(candidates: list[int], low: int, high: int) -> int | None:
-            i = bisect.bisect_right(candidates, high) - 1
-            return candidates[i] if i >= 0 and candidates[i] > low else None
-
-        def char_start(k: int) -> int:
-            # After a word cut the chunk's text starts after that space (the template adds its own).
-            if k == 0:
-                return 0
-            start = offsets[k][0]
-            return start if text[start] == " " else start - 1
-
-        def char_end(k: int) -> int:
-            return len(text) - 1 if k == n else offsets[k][0] - 1
-
-        def first_end(start: int) -> int:
-            high = start + size
-            if high >= n:
-                return n
-            end = last_at_most(words, start + size // 2 - 1, high) or last_at_most(clean, start, high)
-            if end is None:
-                raise Qwen3RerankValueError(f"chunk_tokens={size} is too small to hold a single character; raise it")
-            return end
-
-        def following(start: int, end: int) -> int:
-            if not overlap:
-                return end
-            return last_at_most(words, start, end - overlap) or last_at_most(clean, start, end - overlap) or end
-
-        def encode(start: int, end: int) -> str:
-            return " " + text[1 + char_start(start) : 1 + char_end(end)]
-
-        cuts: list[_Cut] = []
-        start = 0
-        while True:
-            # Plan the rest as if every chunk re-tokenized within size (true at word cuts) and check them all
-            # in one batched call; the first that does not fit is cut earlier and the rest planned again.
-            spans = [(start, first_end(start))]
-            while spans[-1][1] < n:
-                spans.append((following(*spans[-1]), 0))
-                spans[-1] = (spans[-1][0], first_end(spans[-1][0]))
-            encoded = yield [encode(a, b) for a, b in spans]
-            for (a, b), encoding in zip(spans, encoded, strict=True):
-                if len(encoding.ids) > size:
-                    break
-                cuts.append(_Cut(a, b, char_start(a), char_end(b), encoding.ids))
-            else:
-                return cuts
-            # Re-tokenizing across a non-word seam can take more ids than the slice: cut earlier.
-            while True:
-                shorter = last_at_most(clean, a, b - 1)
-                if shorter is None:
-                    raise Qwen3RerankValueError(
-                        f"chunk_tokens={size} is too small to hold a single character; raise it"
-                    )
-                b = shorter
-                chunk_ids = self._plain.encode(encode(a, b), add_special_tokens=False).ids
-                if len(chunk_ids) <= size:
-                    break
-            cuts.append(_Cut(a, b, char_start(a), char_end(b), chunk_ids))
-            start = following(a, b)
 
     def plan(self, instruction: str, query: str) -> PromptPlan:
         """The fixed token count of (instruction, query) and the document's token budget."""
@@ -447,11 +298,12 @@ class PromptBuilder:
             )
         return chunk_tokens
 
-    def chunk_prompts(self, instruction: str, query: str, cuts: Sequence[_Cut]) -> list[list[int]]:
-        """The canonical prompt of each chunk's text, as ids."""
+    def chunk_prompts(self, instruction: str, query: str, chunk_ids: Iterable[Sequence[int]]) -> list[list[int]]:
+        """The canonical prompt of each chunk, given the ids of its ``" " + text`` (see
+        :func:`qwen3_rerank.chunking.cut_documents`)."""
         start = [*self.prefix_ids, *self._head_ids(instruction, query)]
         suffix = list(self.suffix_ids)
-        return [start + cut.ids + suffix for cut in cuts]
+        return [[*start, *ids, *suffix] for ids in chunk_ids]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of a prompt; handy for debugging (control tokens come back as their spelling)."""

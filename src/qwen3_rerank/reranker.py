@@ -6,60 +6,29 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, TypeVar
 
+from . import prompt as prompt_module
 from .backends.base import ScoringBackend, unique_prompts
-from .chunking import ChunkOptions, ChunkPlan, LongDocuments, plan_chunks
-from .engine_options import check_backend_name, check_engine_options
+from .backends.registry import (
+    BackendName,
+    backend_choices,
+    check_engine_options,
+    loads_checkpoint,
+    open_backend,
+)
+from .calls import Call, CallPlanner
+from .checkpoints import Checkpoint
+from .chunking import ChunkOptions, LongDocuments
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
-from .results import RankedDocument, order_by_score
+from .results import RankedDocument
+from .settings import DEFAULT_MODEL, RerankerSettings
 from .validation import (
     Query,
-    check_documents,
-    check_max_length,
-    check_model_checkpoint,
-    check_pairs,
-    check_query,
-    check_text,
-    check_threshold,
-    check_top_n,
-    model_context_length,
 )
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
-
-DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
-BackendName = Literal["vllm", "transformers", "server", "packed"]
-
-
-def _open_backend(
-    backend: BackendName | ScoringBackend,
-    model: str,
-    max_length: int,
-    engine_options: Mapping[str, Any] | None,
-) -> ScoringBackend:
-    if not isinstance(backend, str):
-        return backend
-    if backend == "vllm":
-        from .backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(model, max_length=max_length, engine_options=engine_options)
-    if backend == "transformers":
-        from .backends.transformers_backend import TransformersBackend
-
-        return TransformersBackend(model, **dict(engine_options or {}))
-    if backend == "packed":
-        from .backends.packed_backend import PackedBackend
-
-        return PackedBackend(model, **dict(engine_options or {}))
-    if backend == "server":
-        from .backends.server_backend import ServerBackend
-
-        return ServerBackend.from_options(model, engine_options)
-    raise Qwen3RerankValueError(
-        f"backend must be 'vllm', 'transformers', 'server' or 'packed' (or a ScoringBackend object), got {backend!r}"
-    )
 
 
 class Reranker:
@@ -119,55 +88,44 @@ class Reranker:
         max_chunks: int | None = 64,
     ) -> None:
         # Everything that needs no tokenizer or model is checked first: loading them takes seconds.
-        check_text(model, "model")
+        settings = RerankerSettings.create(
+            model,
+            backend=backend,
+            instruction=instruction,
+            max_length=max_length,
+            batch_size=batch_size,
+            engine_options=engine_options,
+            tokenizer=tokenizer,
+            show_progress=show_progress,
+            long_documents=long_documents,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            max_chunks=max_chunks,
+        )
         # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
-        self._settings: dict[str, Any] = {
-            "model": model,
-            "backend": backend,
-            "instruction": instruction,
-            "max_length": max_length,
-            "batch_size": batch_size,
-            "engine_options": None if engine_options is None else dict(engine_options),
-            "tokenizer": tokenizer,
-            "show_progress": show_progress,
-            "long_documents": long_documents,
-            "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap,
-            "max_chunks": max_chunks,
-        }
-        self.chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        self.instruction = check_text(instruction, "instruction")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        check_max_length(max_length)
-        if tokenizer is not None:
-            check_text(tokenizer, "tokenizer")
-        if isinstance(backend, str):
-            check_backend_name(backend)
-        elif not isinstance(backend, ScoringBackend):
-            raise Qwen3RerankTypeError(
-                f"backend must be 'vllm', 'transformers', 'server', 'packed' or a ScoringBackend, got {backend!r}"
-            )
-        elif engine_options:
-            raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
-        self.model = model
-        self.batch_size = batch_size
-        self.show_progress = show_progress
-        # The checkpoint check takes milliseconds and the tokenizer well under a second, so a wrong model
-        # fails before an engine starts. A local directory is checked first: the tokenizer loader would
-        # report a broken one as "not found".
-        local_dir = backend in ("vllm", "transformers", "packed") and os.path.isdir(os.path.expanduser(model))
-        if local_dir:
-            check_model_checkpoint(model, max_length)
+        self._config = settings
+        # The checkpoint is read once, here, and handed to the prompt builder and the backend. Its check takes
+        # milliseconds and the tokenizer well under a second, so a wrong model fails before an engine starts.
+        # A local directory is checked first: the tokenizer loader would report a broken one as "not found".
+        loads = loads_checkpoint(backend)
+        checkpoint = Checkpoint.resolve(model) if loads and os.path.isdir(os.path.expanduser(model)) else None
+        if checkpoint is not None:
+            checkpoint.check_max_length(max_length)
         if isinstance(backend, str):
             # After the millisecond checkpoint check: checking vLLM's options imports vLLM (seconds).
             engine_options = check_engine_options(backend, engine_options)
-        self.prompts = PromptBuilder.from_pretrained(
-            tokenizer or model, max_length=max_length, context_length=model_context_length(model)
+        hf_tokenizer = prompt_module.load_hf_tokenizer(tokenizer or model)
+        if checkpoint is None:
+            # After the tokenizer: it names a Hub model that does not exist, and downloading it brings the config.
+            checkpoint = Checkpoint.resolve(model) if loads else Checkpoint.cached(model)
+            if loads:
+                checkpoint.check_max_length(max_length)
+        #: the model as read before loading it (config, kind, context length)
+        self.checkpoint: Checkpoint = checkpoint
+        self.prompts = PromptBuilder(hf_tokenizer, max_length=max_length, context_length=checkpoint.context_length)
+        self._backend: ScoringBackend | None = (
+            open_backend(backend, checkpoint, max_length, engine_options) if isinstance(backend, str) else backend
         )
-        if backend in ("vllm", "transformers", "packed") and not local_dir:
-            check_model_checkpoint(model, max_length)
-        self._backend: ScoringBackend | None = _open_backend(backend, model, max_length, engine_options)
         # A backend object passed in may serve other rerankers too: it stays its owner's to close.
         self._owns_backend = isinstance(backend, str)
         limit = self._backend.max_prompt_tokens
@@ -177,6 +135,47 @@ class Reranker:
                 f"max_length={max_length} exceeds what the backend accepts ({limit} tokens); "
                 f"pass max_length <= {limit}."
             )
+
+    @classmethod
+    def from_settings(cls, settings: RerankerSettings) -> Reranker:
+        """A reranker configured by ``settings`` (what :attr:`settings` of another one returns)."""
+        if not isinstance(settings, RerankerSettings):
+            raise Qwen3RerankTypeError(f"settings must be a RerankerSettings, got {type(settings).__name__}")
+        return cls(**settings.keywords())
+
+    # -- settings (read-only: make another reranker, or use with_options, for other ones) ------------
+
+    @property
+    def settings(self) -> RerankerSettings:
+        """This reranker's settings, frozen; ``Reranker.from_settings(settings)`` makes another like it."""
+        return self._config
+
+    @property
+    def _settings(self) -> dict[str, Any]:
+        # The constructor's keyword arguments as a dict: what the adapters read until they use ``settings``.
+        return self._config.keywords()
+
+    @property
+    def model(self) -> str:
+        return self._config.model
+
+    @property
+    def instruction(self) -> str:
+        """The task instruction used when a call gives none."""
+        return self._config.instruction
+
+    @property
+    def batch_size(self) -> int:
+        return self._config.batch_size
+
+    @property
+    def show_progress(self) -> bool:
+        return self._config.show_progress
+
+    @property
+    def chunking(self) -> ChunkOptions:
+        """The long-document options calls use unless they give their own."""
+        return self._config.chunking
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -190,7 +189,7 @@ class Reranker:
     def max_length(self) -> int:
         return self.prompts.max_length
 
-    def _chunks(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
+    def _batches(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
         starts = range(0, len(prompts), self.batch_size)
         if self.show_progress and len(prompts) > self.batch_size:
             from tqdm.auto import tqdm
@@ -210,8 +209,8 @@ class Reranker:
         backend = self.backend
         unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(unique):
-            scores.extend(backend.score_prompts(chunk))
+        for batch in self._batches(unique):
+            scores.extend(backend.score_prompts(batch))
         scores = _checked(scores, len(unique))
         return [scores[slot] for slot in slots]
 
@@ -219,88 +218,28 @@ class Reranker:
         backend = self.backend
         unique, slots = unique_prompts(prompts)
         scores: list[float] = []
-        for chunk in self._chunks(unique):
-            scores.extend(await backend.ascore_prompts(chunk))
+        for batch in self._batches(unique):
+            scores.extend(await backend.ascore_prompts(batch))
         scores = _checked(scores, len(unique))
         return [scores[slot] for slot in slots]
-
-    def _query_prompts(
-        self, query: Query, documents: Iterable[str], instruction: str | None
-    ) -> tuple[list[str], list[list[int]]]:
-        # The query is checked before the documents are read: a generator is not consumed for nothing.
-        instruction_text, query_text = check_query(query, instruction, self.instruction)
-        docs = check_documents(documents)
-        return docs, self.prompts.build(instruction_text, query_text, docs)
-
-    def _pair_prompts(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[list[int]]:
-        return self.prompts.build_triples(self._triples(pairs, instruction))
-
-    def _triples(self, pairs: Iterable[tuple[Query, str]], instruction: str | None) -> list[tuple[str, str, str]]:
-        default = self.instruction if instruction is None else check_text(instruction, "instruction")
-        return check_pairs(pairs, default)
-
-    def _query_triples(
-        self, query: Query, documents: Iterable[str], instruction: str | None
-    ) -> tuple[list[str], list[tuple[str, str, str]]]:
-        instruction_text, query_text = check_query(query, instruction, self.instruction)
-        docs = check_documents(documents)
-        return docs, [(instruction_text, query_text, doc) for doc in docs]
 
     def _options(self, long_documents: Any, chunk_tokens: Any, chunk_overlap: Any, max_chunks: Any) -> ChunkOptions:
         return self.chunking.replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
 
-    # Every call is a _Job built on the caller's thread (sync) or a worker thread (async): the prompts it
-    # scores and how their scores become its answer. Sync and async differ only in how the prompts are scored.
+    # Every call is a Call planned on the caller's thread (sync) or a worker thread (async): the prompts it
+    # scores and how their scores become its answer (calls.py). Sync and async differ only in how the prompts
+    # are scored.
 
-    def _run(self, job: _Job[T]) -> T:
-        return job.finish(self._score(job.prompts))
+    @property
+    def _planner(self) -> CallPlanner:
+        return CallPlanner(self.prompts, self.instruction)
 
-    async def _arun(self, build: Callable[..., _Job[T]], *args: Any) -> T:
-        job = await asyncio.to_thread(build, *args)
-        return job.finish(await self._ascore(job.prompts))
+    def _run(self, call: Call[T]) -> T:
+        return call.finish(self._score(call.prompts))
 
-    def _score_job(
-        self, query: Query, documents: Iterable[str], instruction: str | None, options: ChunkOptions
-    ) -> _Job[list[float]]:
-        if options.chunked:
-            _, triples = self._query_triples(query, documents, instruction)
-            return _best_scores(plan_chunks(self.prompts, triples, options))
-        _, prompts = self._query_prompts(query, documents, instruction)
-        return _Job(prompts, list)
-
-    def _pairs_job(
-        self, pairs: Iterable[tuple[Query, str]], instruction: str | None, options: ChunkOptions
-    ) -> _Job[list[float]]:
-        if options.chunked:
-            return _best_scores(plan_chunks(self.prompts, self._triples(pairs, instruction), options))
-        return _Job(self._pair_prompts(pairs, instruction), list)
-
-    def _chunks_job(
-        self, query: Query, documents: Iterable[str], instruction: str | None, options: ChunkOptions
-    ) -> _Job[list[tuple[DocumentChunk, ...]]]:
-        _, triples = self._query_triples(query, documents, instruction)
-        plan = plan_chunks(self.prompts, triples, options)
-        return _Job(plan.prompts, plan.finish)
-
-    def _rank_job(
-        self,
-        query: Query,
-        documents: Iterable[str],
-        top_n: int | None,
-        threshold: float | None,
-        instruction: str | None,
-        options: ChunkOptions,
-        return_chunks: bool,
-    ) -> _Job[tuple[RankedDocument, ...]]:
-        top_n, threshold = check_top_n(top_n), check_threshold(threshold)
-        if options.chunked:
-            docs, triples = self._query_triples(query, documents, instruction)
-            plan = plan_chunks(self.prompts, triples, options)
-            return _Job(
-                plan.prompts, lambda scores: _ranked_chunks(docs, plan.finish(scores), top_n, threshold, return_chunks)
-            )
-        docs, prompts = self._query_prompts(query, documents, instruction)
-        return _Job(prompts, lambda scores: order_by_score(docs, scores, top_n=top_n, threshold=threshold))
+    async def _arun(self, plan: Callable[..., Call[T]], *args: Any) -> T:
+        call = await asyncio.to_thread(plan, *args)
+        return call.finish(await self._ascore(call.prompts))
 
     # -- sync API -----------------------------------------------------------------------------------
 
@@ -321,7 +260,7 @@ class Reranker:
         (None: the reranker's); in chunk mode a document's score is its best chunk's.
         """
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._score_job(query, documents, instruction, options))
+        return self._run(self._planner.score(query, documents, instruction, options))
 
     def score_pairs(
         self,
@@ -335,7 +274,7 @@ class Reranker:
     ) -> list[float]:
         """One score per (query, document) pair, in input order; a query may be ``(instruction, query)``."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._pairs_job(pairs, instruction, options))
+        return self._run(self._planner.pairs(pairs, instruction, options))
 
     def compute_scores(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
         """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
@@ -356,7 +295,7 @@ class Reranker:
         A document's chunks are in text order; its chunk-mode score is the largest chunk score.
         """
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._chunks_job(query, documents, instruction, options))
+        return self._run(self._planner.chunks(query, documents, instruction, options))
 
     def rank(
         self,
@@ -379,7 +318,7 @@ class Reranker:
         ``return_chunks=True`` its ``chunks`` hold every chunk's score.
         """
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return self._run(self._rank_job(query, documents, top_n, threshold, instruction, options, return_chunks))
+        return self._run(self._planner.rank(query, documents, top_n, threshold, instruction, options, return_chunks))
 
     # -- async API: the same jobs, built in a worker thread, scored without blocking the event loop ----------
 
@@ -396,7 +335,7 @@ class Reranker:
     ) -> list[float]:
         """Async :meth:`score`; the engine works in another thread, never on the event loop."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._score_job, query, documents, instruction, options)
+        return await self._arun(self._planner.score, query, documents, instruction, options)
 
     async def ascore_pairs(
         self,
@@ -410,7 +349,7 @@ class Reranker:
     ) -> list[float]:
         """Async :meth:`score_pairs`."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._pairs_job, pairs, instruction, options)
+        return await self._arun(self._planner.pairs, pairs, instruction, options)
 
     async def acompute_scores(
         self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None
@@ -430,7 +369,7 @@ class Reranker:
     ) -> list[tuple[DocumentChunk, ...]]:
         """Async :meth:`score_chunks`."""
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._chunks_job, query, documents, instruction, options)
+        return await self._arun(self._planner.chunks, query, documents, instruction, options)
 
     async def arank(
         self,
@@ -448,7 +387,9 @@ class Reranker:
     ) -> tuple[RankedDocument, ...]:
         """Async :meth:`rank`."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        return await self._arun(self._rank_job, query, documents, top_n, threshold, instruction, options, return_chunks)
+        return await self._arun(
+            self._planner.rank, query, documents, top_n, threshold, instruction, options, return_chunks
+        )
 
     def with_options(
         self,
@@ -462,8 +403,8 @@ class Reranker:
         # Not copy.copy: that goes through __reduce__, which reopens an engine instead of sharing this one.
         view = object.__new__(Reranker)
         view.__dict__.update(self.__dict__)
-        view.chunking = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        view._settings = {**self._settings, **dataclasses.asdict(view.chunking)}
+        chunking = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+        view._config = dataclasses.replace(self._config, chunking=chunking)
         view._owns_backend = False
         return view
 
@@ -494,14 +435,14 @@ class Reranker:
         In the same process a vLLM engine is not started twice: the copy shares the live one (engines are
         shared per model and options); in another process (a Ray worker) the copy opens its own.
         """
-        backend = self._settings["backend"]
+        backend = self._config.backend
         if not isinstance(backend, str):
             raise Qwen3RerankTypeError(
                 f"A Reranker over a backend object ({type(backend).__name__}) cannot be pickled or copied: the "
-                "object is not ours to reopen. Create the Reranker with backend='vllm', 'transformers' or "
-                "'server' (and engine_options=...) instead."
+                f"object is not ours to reopen. Create the Reranker with backend={backend_choices()} "
+                "(and engine_options=...) instead."
             )
-        return (_reopen, (dict(self._settings),))
+        return (_reopen, (self._config,))
 
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else self._backend.name
@@ -511,43 +452,12 @@ class Reranker:
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Job(Generic[T]):
-    """What one call scores, and how the scores of those prompts (in their order) become its answer."""
-
-    prompts: list[list[int]]
-    finish: Callable[[list[float]], T]
-
-
-def _best_scores(plan: ChunkPlan) -> _Job[list[float]]:
-    return _Job(plan.prompts, lambda scores: [_best(chunks).score for chunks in plan.finish(scores)])  # type: ignore[misc]
-
-
-def _best(chunks: tuple[DocumentChunk, ...]) -> DocumentChunk:
-    """The first chunk with the largest score (max semantics; ties go to the earlier chunk)."""
-    return max(chunks, key=lambda chunk: chunk.score)  # type: ignore[arg-type,return-value]
-
-
-def _ranked_chunks(
-    docs: list[str],
-    chunked: list[tuple[DocumentChunk, ...]],
-    top_n: int | None,
-    threshold: float | None,
-    return_chunks: bool,
-) -> tuple[RankedDocument, ...]:
-    best = [_best(chunks) for chunks in chunked]
-    ranked = order_by_score(docs, [b.score for b in best], top_n=top_n, threshold=threshold)  # type: ignore[misc]
-    return tuple(
-        dataclasses.replace(r, best_chunk=best[r.index], chunks=chunked[r.index] if return_chunks else None)
-        for r in ranked
-    )
-
-
 def _checked(scores: list[float], expected: int) -> list[float]:
     if len(scores) != expected:
         raise EngineError(f"the backend returned {len(scores)} scores for {expected} prompts")
     return scores
 
 
-def _reopen(settings: dict[str, Any]) -> Reranker:
-    return Reranker(**settings)
+def _reopen(settings: RerankerSettings | dict[str, Any]) -> Reranker:
+    # A dict: pickled by a version before RerankerSettings.
+    return Reranker(**settings) if isinstance(settings, dict) else Reranker.from_settings(settings)

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .checkpoints import read_cached_config
-from .errors import ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankTypeError, Qwen3RerankValueError
+from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 
 __all__ = [
     "Query",
     "check_documents",
+    "check_count",
     "check_max_length",
-    "check_model_checkpoint",
+    "check_optional_count",
     "check_pairs",
     "check_query",
     "check_text",
     "check_threshold",
     "check_top_n",
-    "model_context_length",
     "split_query",
 ]
 
@@ -58,8 +55,18 @@ def split_query(query: Any, default_instruction: str, what: str = "query") -> tu
         if len(query) != 2:
             raise Qwen3RerankValueError(f"{what} given as a tuple must be (instruction, query), got {len(query)} items")
         instruction = default_instruction if query[0] is None else check_text(query[0], f"{what}'s instruction")
-        return instruction, check_text(query[1], what)
-    return default_instruction, check_text(query, what)
+        return instruction, _check_query_text(query[1], what)
+    return default_instruction, _check_query_text(query, what)
+
+
+def _check_query_text(query: Any, what: str) -> str:
+    # Relevance to nothing: the model still answers, with a score that only reflects the document, which
+    # would silently rank by noise (an unfilled search box, a missing CSV column). Documents may be empty.
+    text = check_text(query, what)
+    if not text.strip():
+        shown = "empty" if not text else f"whitespace only ({text!r})"
+        raise Qwen3RerankValueError(f"{what} is {shown}: give the text to rank the documents against")
+    return text
 
 
 def _materialise(items: Any, what: str, example: str) -> list[Any]:
@@ -116,21 +123,44 @@ def check_query(query: Any, instruction: Any, default_instruction: str) -> tuple
     return split_query(query, default_instruction)
 
 
+def check_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> int:
+    """The one check of a count (a batch size, a token budget ...): a whole number >= ``minimum``. numpy
+    integers count (as int); ``True`` never does, though it is an int. ``note`` follows the rule in the
+    message, e.g. ``"tokens"``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        rule = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise Qwen3RerankValueError(f"{what} must be {rule}{f' ({note})' if note else ''}, got {value!r}")
+    return int(value)
+
+
+def check_optional_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> int | None:
+    """:func:`check_count`, or None (which means no limit, or the default: ``note`` says which)."""
+    if value is None:
+        return None
+    try:
+        return check_count(value, what, minimum=minimum)
+    except Qwen3RerankValueError:
+        rule = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise Qwen3RerankValueError(
+            f"{what} must be {rule} or None{f' ({note})' if note else ''}, got {value!r}"
+        ) from None
+
+
 def check_max_length(max_length: Any) -> int:
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-        raise Qwen3RerankValueError(f"max_length must be a positive int (tokens), got {max_length!r}")
-    return max_length
+    return check_count(max_length, "max_length", note="tokens")
 
 
-def check_top_n(top_n: Any) -> int | None:
+def check_top_n(top_n: Any, name: str = "top_n", for_all: str = "or None for all documents") -> int | None:
+    """``top_n`` as an int >= 1, or None; ``name`` and ``for_all`` spell the argument as the caller knows it
+    (the CLI: ``--top-n``, "omit it for all documents")."""
     if top_n is None:
         return None
     # numbers.Integral admits numpy integers too; bool is an int but never a count.
     if isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral):
-        raise Qwen3RerankTypeError(f"top_n must be an int or None, got {type(top_n).__name__}: {top_n!r}")
+        raise Qwen3RerankTypeError(f"{name} must be an int or None, got {type(top_n).__name__}: {top_n!r}")
     top_n = int(top_n)
     if top_n <= 0:
-        raise Qwen3RerankValueError(f"top_n must be >= 1 (or None for all documents), got {top_n}")
+        raise Qwen3RerankValueError(f"{name} must be >= 1 ({for_all}), got {top_n}")
     return top_n
 
 
@@ -143,80 +173,3 @@ def check_threshold(threshold: Any) -> float | None:
     if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
         raise Qwen3RerankValueError(f"threshold must lie in [0, 1] (scores are probabilities), got {threshold}")
     return float(threshold)
-
-
-def _context_is_scaled(config: dict[str, Any]) -> bool:
-    """RoPE scaling (YaRN ...) lets an engine go past max_position_embeddings, so no limit is derived then."""
-    scaling = config.get("rope_scaling") or {}
-    parameters = config.get("rope_parameters") or {}
-    kinds = {scaling.get("rope_type", scaling.get("type")), parameters.get("rope_type")} - {None, "default"}
-    return bool(kinds) or "factor" in scaling
-
-
-def model_context_length(model: str) -> int | None:
-    """The checkpoint's context (``max_position_embeddings``), when its config.json is at hand and its RoPE
-    is not scaled; None otherwise. Never raises: it only improves messages."""
-    config = read_cached_config(model)
-    if config is None or _context_is_scaled(config):
-        return None
-    context = config.get("max_position_embeddings")
-    return context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
-
-
-def check_model_checkpoint(model: str, max_length: int) -> None:
-    """Fail in milliseconds, not after an engine start, on a checkpoint that cannot be a Qwen3-Reranker.
-
-    Checks a local directory (config.json, model type, weights, context length) and the cached config of
-    a Hub name; a Hub name that is not cached is left to the loaders.
-    """
-    path = os.path.expanduser(model)
-    config_path: str | None = None
-    if os.path.isdir(path):
-        config_path = os.path.join(path, "config.json")
-        if not os.path.isfile(config_path):
-            raise NotAQwen3RerankerError(
-                f"{model!r} has no config.json, so it is not a model checkpoint (a tokenizer alone is not "
-                "enough). Point the reranker at a Qwen3-Reranker directory, e.g. one made with "
-                "`huggingface-cli download Qwen/Qwen3-Reranker-0.6B --local-dir DIR`."
-            )
-    elif os.path.isabs(path) or model.startswith((".", "~")) or os.path.exists(path):
-        what = "is a file, not a model directory" if os.path.exists(path) else "does not exist"
-        raise ModelNotFoundError(
-            f"Model directory {model!r} {what}. Pass the directory of a Qwen3-Reranker checkpoint, or a Hub "
-            "name such as 'Qwen/Qwen3-Reranker-0.6B'."
-        )
-    else:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(model, "config.json")
-        except Exception:  # an invalid repo id or an unreadable cache: the loaders will say so
-            return
-        config_path = cached if isinstance(cached, str) else None
-    if config_path is None:
-        return
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise NotAQwen3RerankerError(f"{config_path} is not a readable JSON model config: {exc}") from exc
-    model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type != "qwen3":
-        raise NotAQwen3RerankerError(
-            f"{model!r} is a {model_type!r} model, not a Qwen3 causal LM; use a Qwen/Qwen3-Reranker-0.6B/4B/8B "
-            "checkpoint."
-        )
-    from .checkpoints import kind_of_config
-
-    kind_of_config(config, model)  # a sequence-classification conversion must have one logit
-    if os.path.isdir(path) and not any(name.endswith((".safetensors", ".bin")) for name in os.listdir(path)):
-        raise ModelNotFoundError(
-            f"{model!r} has a config.json but no weights (*.safetensors or *.bin): an unfinished download? "
-            "Download the checkpoint again."
-        )
-    context = config.get("max_position_embeddings")
-    if isinstance(context, int) and not _context_is_scaled(config) and max_length > context:
-        raise Qwen3RerankValueError(
-            f"max_length={max_length} exceeds the model's context of {context} tokens (max_position_embeddings "
-            f"in {config_path}); pass max_length <= {context}."
-        )

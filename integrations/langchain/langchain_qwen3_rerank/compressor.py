@@ -6,22 +6,22 @@ documents come back reordered, as copies carrying their score. Scores are exactl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, PrivateAttr
 
-from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank import RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
+    RerankerAdapterFields,
     RerankerAdapterMixin,
     adapter_fields,
-    check_chunk_fields,
     chunk_metadata,
-    coerce_threshold,
     coerce_top_n,
+    first_tokens,
     given_reranker,
 )
 
@@ -34,7 +34,7 @@ RELEVANCE_SCORE_KEY = "relevance_score"
 CHUNK_KEY = "qwen3_rerank_chunk"
 
 
-class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
+class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompressor):
     """Reorders documents by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
     Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
@@ -53,32 +53,13 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
 
     ``long_documents="chunk"`` (with ``chunk_tokens``, ``chunk_overlap``, ``max_chunks``; None: the reranker's
     own) scores long documents by their best chunk; the copies then also carry ``metadata[CHUNK_KEY]``.
+
+    ``device`` (a str or ``torch.device``) needs ``backend="transformers"`` and becomes
+    ``engine_options["device"]``; vLLM uses its GPUs.
     """
 
-    model: str = Field(
-        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
-    )
-    top_n: int | None = Field(default=3, description="How many documents to keep, best first; None keeps all.")
-    score_threshold: float | None = Field(
-        default=None, description="Drop documents whose relevance is below this value (in [0, 1]); None keeps all."
-    )
-    instruction: str | None = Field(
-        default=None, description="Task instruction for the model; None uses the reranker's default."
-    )
-    backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
-    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
-    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
-    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
-    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
-    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
-
-    long_documents: str | None = Field(
-        default=None, description="'truncate' or 'chunk' (long documents score their best chunk); None: the reranker's."
-    )
-    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
-    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
-    max_chunks: int | None = Field(default=None, description="Most chunks per document; None: the reranker's.")
-
+    # The fields (model, top_n=3, score_threshold, instruction, the reranker's settings, the chunk options)
+    # are RerankerAdapterFields', shared with the LlamaIndex adapter.
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
 
     _reranker: Reranker = PrivateAttr()
@@ -92,25 +73,14 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
         top_n: int | None = 3,
         score_threshold: float | None = None,
         instruction: str | None = None,
+        device: Any = None,
         **options: Any,
     ) -> None:
-        # Checked now, like the other fields, not at the first query.
-        check_chunk_fields(options)
-        fields = adapter_fields(model, reranker, options, instruction)
+        fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
             # One mapping: the parent class's typed __init__ does not know this class's fields.
             super().__init__(**{**fields, "top_n": top_n, "score_threshold": score_threshold, **options})
-
-    @field_validator("top_n", mode="before")
-    @classmethod
-    def _check_top_n(cls, value: Any) -> int | None:
-        return coerce_top_n(value)
-
-    @field_validator("score_threshold", mode="before")
-    @classmethod
-    def _check_threshold(cls, value: Any) -> float | None:
-        return coerce_threshold(value)
 
     # -- BaseDocumentCompressor ---------------------------------------------------------------------
 
@@ -137,40 +107,51 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
 
     def rerank(
         self,
-        documents: Sequence[str | Document | Mapping[str, Any]],
+        documents: Iterable[str | Document | Mapping[str, Any]],
         query: str,
         *,
         rank_fields: Sequence[str] | None = None,
         model: str | None = None,
         top_n: int | None = -1,
+        max_tokens_per_doc: int | None = None,
     ) -> list[dict[str, Any]]:
         """Cohere's ``rerank``: ``[{"index", "relevance_score", "document"}]`` best first.
 
-        ``top_n=-1`` (the default) uses the compressor's ``top_n``; ``None`` returns every document.
-        ``index`` is the position in ``documents``; ``document`` is the string or dict given, or a scored
-        copy of the ``Document`` given. A dict is scored on the YAML of its ``rank_fields`` (all keys if
-        None), as Cohere does. ``score_threshold`` does not apply here. ``model`` may only name this
-        compressor's model.
+        ``top_n`` ``None`` returns every document; ``0`` or below (the default ``-1``) uses the compressor's
+        ``top_n``, as Cohere does. ``index`` is the position in ``documents`` (any iterable, read once);
+        ``document`` is the string or dict given, or a scored copy of the ``Document`` given. A dict is
+        scored on the YAML of its ``rank_fields`` (all keys if None), as Cohere does; a dict holding none
+        of the ``rank_fields`` is an error. ``max_tokens_per_doc`` keeps about the first that many tokens
+        of each document (Cohere's truncation; None: only the reranker's ``max_length`` applies).
+        ``score_threshold`` does not apply here. ``model`` may only name this compressor's model.
         """
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
+        texts = self._cut(texts, max_tokens_per_doc)
         ranked = self._rank(query, texts, top_n)
         return _rows(docs, ranked)
 
     async def arerank(
         self,
-        documents: Sequence[str | Document | Mapping[str, Any]],
+        documents: Iterable[str | Document | Mapping[str, Any]],
         query: str,
         *,
         rank_fields: Sequence[str] | None = None,
         model: str | None = None,
         top_n: int | None = -1,
+        max_tokens_per_doc: int | None = None,
     ) -> list[dict[str, Any]]:
         """Async :meth:`rerank`."""
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
+        texts = self._cut(texts, max_tokens_per_doc)
         ranked = await self._arank(query, texts, top_n)
         return _rows(docs, ranked)
+
+    def _cut(self, texts: list[str], max_tokens_per_doc: int | None) -> list[str]:
+        if max_tokens_per_doc is None:
+            return texts
+        return first_tokens(self.reranker, texts, max_tokens_per_doc, "max_tokens_per_doc")
 
     def _rerank_request(self, documents: Any, query: Any, model: str | None, top_n: Any) -> int | None:
         if isinstance(documents, str) and not isinstance(query, str):
@@ -184,17 +165,17 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseDocumentCompressor):
                 f"Qwen3Rerank({model!r}) for another model."
             )
         # Cohere: a top_n that is neither None nor positive means the compressor's own top_n.
-        if top_n is not None and not isinstance(top_n, bool) and isinstance(top_n, int) and top_n < 0:
+        if top_n is not None and not isinstance(top_n, bool) and isinstance(top_n, int) and top_n <= 0:
             return self.top_n
         return coerce_top_n(top_n)
 
 
 def _request(
-    documents: Sequence[Any], *, allow_text: bool, rank_fields: Sequence[str] | None = None
+    documents: Iterable[Any], *, allow_text: bool, rank_fields: Sequence[str] | None = None
 ) -> tuple[list[Any], list[str]]:
-    if isinstance(documents, str | bytes | Document) or not isinstance(documents, Sequence):
+    if isinstance(documents, str | bytes | Document | Mapping) or not isinstance(documents, Iterable):
         raise TypeError(f"documents must be a list of Document, got {type(documents).__name__}; wrap one in a list")
-    docs = list(documents)
+    docs = list(documents)  # a generator is read once, in order; the rows' index is a position in it
     texts = []
     for i, doc in enumerate(docs):
         if isinstance(doc, Document):
@@ -202,7 +183,7 @@ def _request(
         elif allow_text and isinstance(doc, str):
             texts.append(doc)
         elif allow_text and isinstance(doc, Mapping):
-            texts.append(_dict_text(doc, rank_fields))
+            texts.append(_dict_text(doc, rank_fields, i))
         else:
             accepted = "a Document, a str or a dict" if allow_text else "a Document"
             raise TypeError(
@@ -212,9 +193,17 @@ def _request(
     return docs, texts
 
 
-def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None) -> str:
-    # Cohere's rule: the YAML of the dict, keeping only rank_fields (in their order) when given.
+def _dict_text(doc: Mapping[str, Any], rank_fields: Sequence[str] | None, i: int) -> str:
+    # Cohere's rule: the YAML of the dict, keeping only rank_fields (in their order) when given. A dict with
+    # none of them would be scored as the text "{}": a misspelt field, so it is an error instead.
+    if isinstance(rank_fields, str):
+        raise TypeError(f"rank_fields must be a list of keys, got the str {rank_fields!r}; write [{rank_fields!r}]")
     chosen = dict(doc) if not rank_fields else {key: doc[key] for key in rank_fields if key in doc}
+    if rank_fields and not chosen:
+        raise ValueError(
+            f"documents[{i}] has none of rank_fields {list(rank_fields)}; its keys are {sorted(map(str, doc))}. "
+            "Name keys the dicts have, or pass rank_fields=None to score every key."
+        )
     return yaml.dump(chosen, sort_keys=False)
 
 

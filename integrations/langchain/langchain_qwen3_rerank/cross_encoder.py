@@ -7,13 +7,13 @@ re-exports the same ``BaseCrossEncoder`` class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.cross_encoders import BaseCrossEncoder
 
 from qwen3_rerank import Reranker
-from qwen3_rerank.adapter_support import adapter_fields
+from qwen3_rerank.adapter_support import adapter_fields, cross_encoder_model_kwargs
 
 __all__ = ["Qwen3CrossEncoder"]
 
@@ -23,6 +23,8 @@ class Qwen3CrossEncoder(BaseCrossEncoder):
 
     Give either a model (extra keyword arguments go to :class:`qwen3_rerank.Reranker`) or an existing
     ``reranker=``; ``CrossEncoderReranker(model=Qwen3CrossEncoder(...), top_n=3)`` then reranks.
+    ``device`` (or HuggingFaceCrossEncoder's ``model_kwargs={"device": ...}``) needs
+    ``backend="transformers"`` and becomes ``engine_options["device"]``.
     """
 
     def __init__(
@@ -31,9 +33,14 @@ class Qwen3CrossEncoder(BaseCrossEncoder):
         *,
         reranker: Reranker | None = None,
         instruction: str | None = None,
+        device: Any = None,
+        model_kwargs: Mapping[str, Any] | None = None,
         **reranker_options: Any,
     ) -> None:
-        fields = adapter_fields(model, reranker, reranker_options, instruction)
+        hf_device = cross_encoder_model_kwargs(model_kwargs).get("device")
+        if hf_device is not None and device is not None and hf_device != device:
+            raise ValueError(f"device={device!r} contradicts model_kwargs device={hf_device!r}; pass one")
+        fields = adapter_fields(model, reranker, reranker_options, instruction, device or hf_device)
         if reranker_options:
             raise TypeError(f"Qwen3CrossEncoder got unexpected keyword arguments {sorted(reranker_options)}")
         self.model: str = fields.pop("model")

@@ -184,7 +184,7 @@ def test_bad_input_is_a_clear_error(vllm_reranker) -> None:
 
 def test_options_are_checked_before_any_engine_starts(vllm_reranker) -> None:
     engines = live_engine_count()
-    with pytest.raises(ValueError, match="top_n must be >= 1"):
+    with pytest.raises(ValueError, match="top_n must be >= 0"):
         Qwen3Rerank("no/such-model", top_n=-1)
     with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
         Qwen3Rerank("no/such-model", score_threshold=-0.1)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ScoringBackend", "ThreadedAsyncMixin", "unique_prompts"]
+from ..errors import Qwen3RerankValueError
+
+__all__ = ["ScoringBackend", "ThreadedAsyncMixin", "check_torch_device", "unique_prompts"]
 
 
 @runtime_checkable
@@ -15,6 +17,11 @@ class ScoringBackend(Protocol):
 
     ``score_prompts`` returns exactly one float in [0, 1] per prompt, in the order given. Prompts are
     complete token-id lists made by :class:`qwen3_rerank.PromptBuilder`; backends never build prompts.
+
+    Callers de-duplicate: a backend scores every prompt it is given, copies included, and two copies
+    scored in different batches may differ in the last bits (~1e-8). :class:`qwen3_rerank.Reranker`
+    sends each distinct prompt once (:func:`unique_prompts`), so identical documents get identical
+    scores; a caller that uses a backend directly and needs that does the same.
     """
 
     name: str
@@ -58,3 +65,18 @@ def unique_prompts(prompts: Sequence[Sequence[int]]) -> tuple[list[Sequence[int]
             unique.append(prompt)
         slots.append(slot)
     return unique, slots
+
+
+def check_torch_device(torch: Any, device: Any) -> None:
+    """Refuse a CUDA ``device`` torch cannot use, before any weights load.
+
+    Otherwise the first ``.to("cuda")`` fails deep in torch ("Torch not compiled with CUDA enabled"),
+    which names neither the argument nor the fix.
+    """
+    if device is None or not str(device).startswith("cuda") or torch.cuda.is_available():
+        return
+    why = "this torch is a CPU-only build" if torch.version.cuda is None else "torch sees no CUDA GPU here"
+    raise Qwen3RerankValueError(
+        f"device={str(device)!r}, but {why}. Pass device='cpu' (or leave device out: a GPU is used when there "
+        "is one), or install a CUDA build of torch on a machine with an NVIDIA GPU."
+    )

@@ -29,6 +29,7 @@ from ..errors import (
     Qwen3RerankValueError,
 )
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
+from .base import check_torch_device
 from .packed_scheduler import Scheduler
 from .packing import Pack, group_by_shared_prefix, pack_groups, pad_pack
 
@@ -95,6 +96,7 @@ class PackedBackend:
         self._torch = torch
         self._layers = packed_layers
         self.token_budget = token_budget
+        check_torch_device(torch, device)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, str(dtype), None)
         if not (dtype == "auto" or (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point)):

@@ -18,18 +18,19 @@ bodies, ``server_responses`` reads the answers.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
+from ..checkpoints import hf_overrides_for, vllm_dtype_options
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
+from ..validation import check_count
+from .loop_thread import LoopThread
 from .server_requests import Job, chat_template, plan_requests
 from .server_responses import parse_scores
-from .server_transport import LoopThread, ServerPool, normalise_urls
-from .vllm_backend import hf_overrides_for
+from .server_transport import ServerPool, normalise_urls
 
 __all__ = ["Endpoint", "ServerBackend", "chat_template", "serve_command"]
 
@@ -49,16 +50,12 @@ def serve_command(
     """
     overrides = hf_overrides_for(model)
     flags = ["--hf-overrides", json.dumps(overrides)] if overrides else []
+    # The checkpoint's dtype, as in-process: vLLM's "auto" would run a float32 checkpoint in float16.
+    flags += [f"--{name}={value}" for name, value in vllm_dtype_options(model).items()]
     argv = ["vllm", "serve", model, "--runner", "pooling", *flags, "--host", host, "--port", str(port)]
     if chat_template_path is not None:
         argv += ["--chat-template", chat_template_path]
     return argv
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise Qwen3RerankValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _positive_float(value: Any, name: str) -> float:
@@ -120,12 +117,11 @@ class ServerBackend:
             raise Qwen3RerankTypeError("api_key must be a non-empty str or None")
         if served_model_name is not None and not isinstance(served_model_name, str):
             raise Qwen3RerankTypeError(f"served_model_name must be a str or None, got {served_model_name!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise Qwen3RerankValueError(f"retries must be an int >= 0, got {retries!r}")
+        check_count(retries, "retries", minimum=0)
         self.endpoint: Endpoint = endpoint
         self.served_model_name = served_model_name
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.max_concurrency = _positive_int(
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.max_concurrency = check_count(
             4 * len(self.base_urls) if max_concurrency is None else max_concurrency, "max_concurrency"
         )
         self.timeout = _positive_float(timeout, "timeout")
@@ -144,7 +140,9 @@ class ServerBackend:
             backoff=self.backoff,
             max_backoff=self.max_backoff,
         )
-        self._loop: LoopThread | None = LoopThread()
+        self._loop: LoopThread | None = LoopThread(
+            "qwen3-rerank-http", "This server backend is closed; create a new one."
+        )
         self._finalizer = weakref.finalize(self, self._loop.shutdown)
         try:
             self._run(self._start())
@@ -190,19 +188,15 @@ class ServerBackend:
         if loop is None:
             coro.close()
             raise EngineError("This server backend is closed; create a new one.")
-        future = loop.submit(coro)
         try:
-            return future.result()
-        except concurrent.futures.CancelledError:
+            return loop.run(coro)  # an interrupt while waiting (Ctrl-C) stops the requests as well
+        except asyncio.CancelledError:  # close() cancelled what was in flight
             raise EngineError("This server backend was closed while scoring; create a new one.") from None
-        except BaseException:
-            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the requests as well
-            raise
 
     async def _start(self) -> None:
         client = await self._pool.start()
         assert self._loop is not None
-        self._loop.client = client
+        self._loop.on_shutdown.append(client.aclose)
 
     async def _probe(self) -> int | None:
         """Ask each server for its models; the smallest max_model_len bounds the prompt length."""
@@ -295,7 +289,7 @@ class ServerBackend:
             raise EngineError("This server backend is closed; create a new one.")
         jobs = self._plan(prompts)
         try:
-            return await asyncio.wrap_future(loop.submit(self._run_jobs(jobs, len(prompts))))
+            return await loop.arun(self._run_jobs(jobs, len(prompts)))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

@@ -6,9 +6,9 @@ import json
 import math
 from typing import Any
 
+from ..checkpoints import HF_OVERRIDES
 from ..errors import ServerError
 from .server_transport import Retryable
-from .vllm_backend import HF_OVERRIDES
 
 __all__ = ["parse_scores"]
 

@@ -7,11 +7,9 @@ coroutine and gets its result, or one :class:`~qwen3_rerank.errors.ServerError` 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,7 @@ from ..errors import Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["LoopThread", "Retryable", "ServerPool", "normalise_urls"]
+__all__ = ["Retryable", "ServerPool", "normalise_urls"]
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 #: after a transport error a server is tried last for this long, so one dead server in a fleet
@@ -60,45 +58,6 @@ class Retryable(Exception):
         self.url, self.reason, self.retry_after = url, reason, retry_after
 
 
-class LoopThread:
-    """A private event loop in a daemon thread; coroutines are submitted to it from any thread or loop.
-
-    It holds no reference to its backend, so a backend that is garbage-collected unclosed can still
-    stop it (through ``weakref.finalize``).
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.client: httpx.AsyncClient | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, name="qwen3-rerank-http", daemon=True)
-        self.thread.start()
-
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def shutdown(self) -> None:
-        """Cancel what is in flight (its callers get an error, not a hang), close the pool, stop the loop."""
-        if self.loop.is_closed():
-            return
-        if threading.current_thread() is not self.thread:
-            with contextlib.suppress(Exception):
-                self.submit(self._cancel_all()).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if threading.current_thread() is not self.thread:
-            self.thread.join(timeout=10)
-            if not self.thread.is_alive():
-                self.loop.close()
-
-    async def _cancel_all(self) -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.client is not None:
-            await self.client.aclose()
-
-
 @dataclass
 class _ServerState:
     in_flight: int = 0
@@ -106,7 +65,8 @@ class _ServerState:
 
 
 class ServerPool:
-    """The servers, the pooled ``httpx.AsyncClient`` and the retry policy; used on one :class:`LoopThread`."""
+    """The servers, the pooled ``httpx.AsyncClient`` and the retry policy; used on one private loop
+    (:class:`~qwen3_rerank.backends.loop_thread.LoopThread`)."""
 
     def __init__(
         self,

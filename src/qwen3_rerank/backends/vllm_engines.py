@@ -2,7 +2,7 @@
 
 Engines are expensive (seconds to minutes to start, most of a GPU's memory), so every reranker that
 asks for the same model and options shares one, released when the last of them closes. Each engine
-lives on its own event-loop thread (:class:`~qwen3_rerank.backends.vllm_loop.EngineLoop`). An engine
+lives on its own event-loop thread (:class:`~qwen3_rerank.backends.loop_thread.LoopThread`). An engine
 whose process died (``AsyncLLM.errored``) is replaced by a fresh one with the same model and options on
 the next call, for every reranker sharing it.
 """
@@ -10,6 +10,7 @@ the next call, for every reranker sharing it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import gc
 import logging
@@ -18,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import EngineError
+from .loop_thread import LoopThread
 from .vllm_admission import AdmissionGate
-from .vllm_loop import EngineLoop
 
 __all__ = ["SharedEngine", "acquire", "live_engine_count", "release"]
 
@@ -42,7 +43,7 @@ class SharedEngine:
         self.model = model
         self.options = dict(options)
         self._start = start
-        self.loop = EngineLoop()
+        self.loop = LoopThread("qwen3-rerank-vllm", "This vLLM engine was shut down; create a new reranker.")
         self.gate = AdmissionGate(max_in_flight_prompts)
         self.users = 0
         self.restarts = 0
@@ -101,6 +102,28 @@ class SharedEngine:
 
 _ENGINES: dict[tuple[str, str], SharedEngine] = {}
 _ENGINES_LOCK = threading.Lock()
+_EXIT_HOOKED = False
+
+
+def _shutdown_at_exit() -> None:
+    """Shut down the engines nobody closed (adapters are rarely closed) while the interpreter can still do it.
+
+    Left open, vLLM's own exit handlers kill the engine process under our loop thread, whose output
+    handler then logs ``EngineDeadError`` tracebacks as ERROR on every normal exit.
+    """
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for shared in engines:
+        shared.shutdown()
+
+
+def _hook_exit() -> None:
+    # Registered after the first engine started, so after vLLM's own handlers: atexit runs last-in first.
+    global _EXIT_HOOKED
+    if not _EXIT_HOOKED:
+        atexit.register(_shutdown_at_exit)
+        _EXIT_HOOKED = True
 
 
 def live_engine_count() -> int:
@@ -121,6 +144,7 @@ def acquire(
         shared = _ENGINES.get(key)
         if shared is None:
             shared = _ENGINES[key] = SharedEngine(key, model, options, start, max_in_flight_prompts)
+            _hook_exit()
         shared.users += 1
         return shared
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backends.registry import needs_gpu
 from ..chunking import ChunkOptions
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankValueError
+from ..files.manifest import run_settings
 from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .pairs import ID_COLUMNS, file_format, import_pyarrow, read_pairs, write_atomically
 from .scorer import ShardScorer, forwarded_environment
@@ -73,7 +75,7 @@ class BatchSummary:
 
 
 def _default_gpus(backend: str, ray: Any) -> float:
-    if backend != "vllm":
+    if not needs_gpu(backend):  # the backend table says which backends want a GPU (vllm, packed)
         return 0
     return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
 
@@ -133,14 +135,16 @@ def run_batch_job(
     output_path = Path(output_path)
     out_format = file_format(output_path, output_format)
     table = read_pairs(input_path, input_format)
-    settings: dict[str, Any] = {
-        "model": model,
-        "instruction": instruction,
-        "max_length": max_length,
-        "shard_size": shard_size,
-    }
-    if chunking.chunked:  # truncate-mode settings stay as they were, so older work directories still resume
-        settings["chunking"] = dataclasses.asdict(chunking)
+    # The run settings every file-scoring manifest records (the local runner's too), plus the shard size.
+    settings: dict[str, Any] = run_settings(
+        model=model,
+        backend=backend,
+        dtype=(engine_options or {}).get("dtype"),
+        instruction=instruction,
+        max_length=max_length,
+        chunking=chunking,
+    )
+    settings["shard_size"] = shard_size
     shards = plan_shards(table, shard_size, settings)
     work = WorkDir(work_dir if work_dir is not None else output_path.with_name(output_path.name + ".shards"), settings)
     pending = [s for s in shards if not work.finished(s)]

@@ -25,12 +25,12 @@ def import_pyarrow() -> Any:
 
 
 def file_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
-    """``parquet`` or ``jsonl``: ``fmt`` when given, else from the file's suffix."""
-    return file_io.detect_format(path, fmt, allowed=("parquet", "jsonl"))
+    """``parquet``, ``jsonl`` or ``csv``: ``fmt`` when given, else from the file's suffix."""
+    return file_io.detect_format(path, fmt)
 
 
 def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table:
-    """The pairs of a JSONL or Parquet file, checked: ``query_id, doc_id, query, document[, instruction]``.
+    """The pairs of a JSONL, CSV or Parquet file, checked: ``query_id, doc_id, query, document[, instruction]``.
 
     Ids may be strings or integers; each (query_id, doc_id) must appear once, since it names the pair in
     the output. Text must be non-null strings; a null instruction means the job's default.
@@ -47,6 +47,17 @@ def read_pairs(path: str | os.PathLike[str], fmt: str | None = None) -> pa.Table
             import pyarrow.parquet as pq
 
             table = pq.read_table(path)
+        elif fmt == "csv":
+            import pyarrow.csv as pcsv
+
+            # Text columns stay strings (a document "42" is text); ids are inferred (strings or integers).
+            table = pcsv.read_csv(
+                path,
+                convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in (*TEXT_COLUMNS, *OPTIONAL_COLUMNS)},
+                    strings_can_be_null=False,
+                ),
+            )
         else:
             import pyarrow.json as pj
 
@@ -121,6 +132,11 @@ def write_atomically(table: pa.Table, path: str | os.PathLike[str], fmt: str) ->
             import pyarrow.parquet as pq
 
             pq.write_table(table, temporary)
+            return
+        if fmt == "csv":
+            import pyarrow.csv as pcsv
+
+            pcsv.write_csv(table, temporary)
             return
         with open(temporary, "w", encoding="utf-8") as out:
             names = table.column_names

@@ -57,7 +57,8 @@ class ShardScorer:
         if "instruction" in batch.column_names:
             instructions = batch.column("instruction").to_pylist()
             rows_in = zip(instructions, queries, documents, strict=True)
-            pairs = [((i, q) if i is not None else q, d) for i, q, d in rows_in]
+            # An empty or missing instruction means the job's, as for the local runner (CSV has no null).
+            pairs = [((i, q) if i else q, d) for i, q, d in rows_in]
         else:
             pairs = list(zip(queries, documents, strict=True))
         scores: list[float | None]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen3RerankValueError
-from ..file_io import atomic_write_text
+from ..files.manifest import Manifest, check_same_settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,17 +69,17 @@ class WorkDir:
     def __init__(self, path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.settings = dict(settings)
-        manifest = self.path / MANIFEST
-        if manifest.is_file():
-            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("settings")
-            if recorded != json.loads(json.dumps(self.settings)):
-                changed = sorted(k for k in {*recorded, *self.settings} if recorded.get(k) != self.settings.get(k))
-                raise Qwen3RerankValueError(
-                    f"{str(self.path)!r} holds shards of a job with other settings ({', '.join(changed)} differ). "
-                    "Rerun with the same settings to resume it, or pass another work directory (or delete this one)."
-                )
+        manifest = Manifest(self.path / MANIFEST)
+        recorded = manifest.read()
+        if recorded is not None:
+            check_same_settings(
+                recorded,
+                self.settings,
+                f"{str(self.path)!r} holds shards of a job that",
+                "Rerun with the same settings to resume it, or pass another work directory (or delete this one).",
+            )
         else:
-            atomic_write_text(manifest, json.dumps({"settings": self.settings}, indent=2, sort_keys=True))
+            manifest.write(self.settings)
 
     def part(self, shard: Shard) -> Path:
         return self.path / f"part-{shard.id}.parquet"

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 
 from .. import __version__
@@ -22,6 +23,7 @@ _COMMAND_MODULES = ("rank", "random_model", "eval", "score", "batch")
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every scoring command shares."""
+    from ..backends.registry import BACKENDS
     from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
     from ..reranker import DEFAULT_MODEL
 
@@ -29,9 +31,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=DEFAULT_MODEL, help="Hub name or local directory (default: %(default)s)")
     group.add_argument(
         "--backend",
-        choices=("vllm", "transformers", "server"),
+        choices=tuple(BACKENDS),
         default="vllm",
-        help="default: %(default)s; server: --engine-option base_urls='[\"http://HOST:8000\"]'",
+        help="; ".join(f"{spec.name}: {spec.summary}" for spec in BACKENDS.values())
+        + "; server takes --engine-option base_urls='[\"http://HOST:8000\"]'",
     )
     group.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="task instruction (default: web search)")
     group.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="prompt token budget")
@@ -42,6 +45,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="extra backend option, repeatable (JSON values), e.g. --engine-option gpu_memory_utilization=0.5",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show vLLM's log (INFO and WARNING lines) and library warnings on stderr; by default only errors",
     )
 
 
@@ -112,17 +121,34 @@ def _stdout_reserved_for_results() -> Iterator[None]:
         sys.stdout = saved_stream
 
 
+def _log_levels(verbose: bool) -> None:
+    """Before vLLM is imported: its engine processes read these from the environment.
+
+    By default only errors: vLLM logs every engine detail at INFO and warns about its CPU build (Triton,
+    oneDNN, tcmalloc ...) on every run, which buries the one line a command-line user needs. ``-v`` shows it
+    all. A level the user set in the environment is kept unless ``-v`` asks for more.
+    """
+    if verbose:
+        os.environ["VLLM_LOGGING_LEVEL"] = "INFO"
+        return
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # the engine processes' Python warnings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # vLLM logs every engine detail at INFO, to stdout; a command-line user wants results and errors.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     # Nor loading bars (Hub downloads, transformers' weight loading): results and errors only, so the first
     # line of stderr on a failure is the error. The reranking bar of large inputs stays.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = _parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    _log_levels(verbose)
     try:
-        with _stdout_reserved_for_results():
+        with _stdout_reserved_for_results(), warnings.catch_warnings():
+            if not verbose:
+                warnings.simplefilter("ignore")
             return int(args.run(args) or 0)
     # Deliberate errors, and a path the user named that cannot be opened, are one line; anything else
     # (a bare TypeError from our code, say) is a bug and keeps its traceback.

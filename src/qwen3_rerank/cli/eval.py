@@ -10,6 +10,8 @@ from typing import IO, Any
 
 from ..errors import Qwen3RerankValueError
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(sub: Any) -> None:
     from ..evaluation.metrics import DEFAULT_METRICS

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(sub: Any) -> None:
     from ..random_checkpoint import SHAPES

@@ -10,6 +10,8 @@ from typing import IO, Any
 from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from ..results import RankedDocument
 
+__all__ = ["add_parser", "read_documents", "read_input", "run", "split_lines"]
+
 _TEXT_FIELDS = ("text", "document", "content", "page_content")
 
 
@@ -192,14 +194,15 @@ def _write(results: tuple[RankedDocument, ...], fmt: str, out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..validation import check_text, check_threshold, check_top_n
+    from ..validation import check_threshold, check_top_n, split_query
     from . import reranker_from_args
     from .chunking import long_document_modes
 
     # Everything that needs no model is checked first: a model takes seconds to load.
     long_document_modes(args)
-    check_text(args.query, "the query")
-    top_n, threshold = check_top_n(args.top_n), check_threshold(args.threshold)
+    split_query(args.query, args.instruction, "the query")  # empty or whitespace only is refused, as in the API
+    top_n = check_top_n(args.top_n, "--top-n", "omit it for all documents")
+    threshold = check_threshold(args.threshold)
     documents = read_documents(read_input(args.documents), args.input_format)
     if not documents:
         raise Qwen3RerankValueError("no documents to rank: the input is empty")

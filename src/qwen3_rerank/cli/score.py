@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+__all__ = ["add_parser", "plural", "run"]
+
 
 def add_parser(sub: Any) -> None:
-    from ..score_file import FORMATS
+    from ..files import FORMATS
     from . import add_model_arguments
     from .chunking import add_long_document_arguments
 
@@ -21,7 +23,13 @@ def add_parser(sub: Any) -> None:
         "the same command resumes after the rows already in OUTPUT.",
     )
     parser.add_argument("input", type=Path, help="a .jsonl, .csv or .parquet file")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the scored file (same format)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the scored file (same format; rerunning resumes it), or - to stream JSONL/CSV rows to stdout",
+    )
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="default: from the suffix")
     parser.add_argument("--chunk-size", type=int, default=4096, help="rows per read-score-write step (default: 4096)")
     parser.add_argument("--query-column", default="query")
@@ -38,11 +46,20 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..score_file import plan_score_file
-    from . import reranker_from_args
-    from .chunking import long_document_modes
+    from ..chunking import ChunkOptions
+    from ..files import plan_score_file, run_settings
+    from . import _engine_options, reranker_from_args
+    from .chunking import long_document_modes, long_document_options
 
     long_document_modes(args)
+    settings = run_settings(
+        model=args.model,
+        backend=args.backend,
+        dtype=_engine_options(args).get("dtype"),
+        instruction=args.instruction,
+        max_length=args.max_length,
+        chunking=ChunkOptions.create(**long_document_options(args)),
+    )
     # Everything that needs no model is checked first: an engine takes a while to start.
     job = plan_score_file(
         args.input,
@@ -54,16 +71,30 @@ def run(args: argparse.Namespace) -> int:
         instruction_column=args.instruction_column,
         score_column=args.score_column,
         overwrite=args.overwrite,
+        settings=settings,
     )
     if job.finished:
-        print(f"{job.output_path} already holds all {job.rows_total} rows; nothing to do", file=sys.stderr)
+        print(f"{job.output_path} already holds all {plural(job.rows_total, 'row')}; nothing to do", file=sys.stderr)
         return 0
-    with reranker_from_args(args) as reranker:
-        result = job.run(reranker, show_progress=not args.no_progress)
+    try:
+        with reranker_from_args(args) as reranker:
+            result = job.run(reranker, show_progress=not args.no_progress)
+    except KeyboardInterrupt:
+        if job.streaming:
+            print("qwen3-rerank: interrupted (rows streamed to stdout cannot be resumed)", file=sys.stderr)
+        else:
+            print("qwen3-rerank: interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
     rate = result.rows_scored / result.seconds if result.seconds > 0 else 0.0
     resumed = f" (resumed after {result.rows_resumed})" if result.rows_resumed else ""
+    where = "standard output" if job.streaming else result.output
     print(
-        f"scored {result.rows_scored} rows{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): {result.output}",
+        f"scored {plural(result.rows_scored, 'row')}{resumed} in {result.seconds:.1f} s ({rate:.1f} pairs/s): {where}",
         file=sys.stderr,
     )
     return 0
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 row``, ``2 rows``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen3RerankValueError
+from ..validation import check_count
 from .beir import BeirDataset
 from .metrics import DEFAULT_METRICS, MetricReport, evaluate_run, judged_queries
 from .runs import Ranking, Run, ordered
@@ -45,8 +46,7 @@ def rerank_run(
     them below the reranked ones. Pairs of many queries are scored together (large batches keep the
     engine busy).
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-        raise Qwen3RerankValueError(f"top_k must be a positive int, got {top_k!r}")
+    check_count(top_k, "top_k")
     instruction = reranker.instruction if instruction is None else instruction
     slots: list[tuple[str, str]] = []
     pairs: list[tuple[tuple[str, str], str]] = []
@@ -144,9 +144,9 @@ def evaluate_reranker(
 
     Args:
         dataset: the queries, qrels and (at least the needed part of the) corpus.
-        reranker: any [`Reranker`][qwen3_rerank.Reranker] (vLLM, transformers, server ...).
+        reranker: any :class:`~qwen3_rerank.Reranker` (vLLM, transformers, server ...).
         first_stage: ``{query_id: ((doc_id, score), ...)}`` best first, e.g. from
-            [`read_trec_run`][qwen3_rerank.evaluation.read_trec_run] or [`bm25_run`][qwen3_rerank.evaluation.bm25_run].
+            :func:`~qwen3_rerank.evaluation.read_trec_run` or :func:`~qwen3_rerank.evaluation.bm25_run`.
         top_k: how many first-stage documents per query to rerank.
         instruction: the task instruction; the reranker's own when None.
         metrics: ranx metric names.

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.callbacks.base import EventContext
 from llama_index.core.instrumentation import get_dispatcher
@@ -18,14 +18,13 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from qwen3_rerank import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, RankedDocument, Reranker
+from qwen3_rerank import RankedDocument, Reranker
 from qwen3_rerank.adapter_support import (
+    RerankerAdapterFields,
     RerankerAdapterMixin,
+    TopN,
     adapter_fields,
-    check_chunk_fields,
     chunk_metadata,
-    coerce_threshold,
-    coerce_top_n,
     given_reranker,
 )
 
@@ -40,14 +39,15 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 CHUNK_KEY = "qwen3_rerank_chunk"
 
 
-class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
+class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseNodePostprocessor):
     """Reorders retrieved nodes by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
     Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
     ``batch_size``, ``tokenizer`` and ``show_progress`` go to :class:`qwen3_rerank.Reranker`), or an
     existing ``reranker=`` so several postprocessors share one engine. Postprocessors built from the same
-    model and options share one vLLM engine anyway. ``device`` (SentenceTransformerRerank's argument)
-    needs ``backend="transformers"`` and becomes ``engine_options["device"]``.
+    model and options share one vLLM engine anyway. ``device`` (SentenceTransformerRerank's argument, a
+    str or ``torch.device``) needs ``backend="transformers"`` and becomes ``engine_options["device"]``
+    (as its name, so ``to_json`` works).
 
     Each node is scored on ``node.get_content(metadata_mode)`` (default ``MetadataMode.EMBED``, the text
     the retriever saw). ``score_threshold`` keeps nodes scoring at least that much; ``top_n`` then keeps
@@ -63,13 +63,9 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     ``metadata[CHUNK_KEY]`` says which chunk won (hidden from LLM and embedder).
     """
 
-    model: str = Field(
-        default=DEFAULT_MODEL, frozen=True, description="Qwen3-Reranker model (Hub name or local directory)."
-    )
-    top_n: int | None = Field(default=2, description="How many nodes to keep, best first; None keeps all.")
-    score_threshold: float | None = Field(
-        default=None, description="Drop nodes whose relevance is below this value (in [0, 1]); None keeps all."
-    )
+    # The other fields (model, score_threshold, instruction, the reranker's settings, the chunk options) are
+    # RerankerAdapterFields', shared with the LangChain adapter.
+    top_n: TopN = Field(default=2, description="How many nodes to keep, best first; None keeps all, 0 none.")
     keep_retrieval_score: bool = Field(
         default=False,
         description=f"Keep the retriever's score in metadata[{RETRIEVAL_SCORE_KEY!r}] (hidden from LLM and embedder).",
@@ -77,23 +73,6 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED, description="Which metadata goes into the text that is scored."
     )
-    instruction: str | None = Field(
-        default=None, description="Task instruction for the model; None uses the reranker's default."
-    )
-
-    long_documents: str | None = Field(
-        default=None, description="'truncate' or 'chunk' (score long nodes by their best chunk); None: the reranker's."
-    )
-    chunk_tokens: int | None = Field(default=None, description="Tokens per chunk in chunk mode; None: the reranker's.")
-    chunk_overlap: int | None = Field(default=None, description="Tokens chunks share; None: the reranker's.")
-    max_chunks: int | None = Field(default=None, description="Most chunks per node; None: the reranker's.")
-
-    backend: str = Field(default="vllm", frozen=True, description="'vllm', 'transformers' or 'server'.")
-    engine_options: dict[str, Any] | None = Field(default=None, frozen=True, description="Options of the backend.")
-    max_length: int = Field(default=DEFAULT_MAX_LENGTH, frozen=True, description="Token budget of one prompt.")
-    batch_size: int = Field(default=4096, frozen=True, description="Prompts handed to the backend per call.")
-    tokenizer: str | None = Field(default=None, frozen=True, description="Tokenizer source, if not the model.")
-    show_progress: bool = Field(default=False, frozen=True, description="Progress bar for large calls.")
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -110,12 +89,10 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         keep_retrieval_score: bool = False,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         instruction: str | None = None,
-        device: str | None = None,
+        device: Any = None,
         callback_manager: CallbackManager | None = None,
         **options: Any,
     ) -> None:
-        # Checked now, like the other fields, not at the first query.
-        check_chunk_fields(options)
         fields = adapter_fields(model, reranker, options, instruction, device)
         # Field validation runs here, before any engine starts; unknown options are pydantic's extra inputs.
         with given_reranker(reranker):
@@ -139,16 +116,6 @@ class Qwen3Rerank(RerankerAdapterMixin, BaseNodePostprocessor):
         if isinstance(data, dict) and data.get("class_name") == cls.class_name():
             return {key: value for key, value in data.items() if key != "class_name"}
         return data
-
-    @field_validator("top_n", mode="before")
-    @classmethod
-    def _check_top_n(cls, value: Any) -> int | None:
-        return coerce_top_n(value)
-
-    @field_validator("score_threshold", mode="before")
-    @classmethod
-    def _check_threshold(cls, value: Any) -> float | None:
-        return coerce_threshold(value)
 
     @classmethod
     def class_name(cls) -> str:

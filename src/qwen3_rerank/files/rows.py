@@ -1,0 +1,134 @@
+"""Rows of a pairs file as the scorer sees them: column names, checked pairs, chunks, and the written
+:class:`~qwen3_rerank.files.rows.RowFormat` protocol every format (JSONL, CSV, Parquet) implements."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import Qwen3RerankError, Qwen3RerankValueError
+from ..validation import check_text
+
+__all__ = ["Chunk", "Columns", "RowFormat", "Writer", "in_chunks", "pair_from_row", "row_label"]
+
+#: (query or (instruction, query), document): what ``Reranker.score_pairs`` takes.
+Pair = tuple[Any, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    query: str = "query"
+    document: str = "document"
+    instruction: str = "instruction"
+    score: str = "score"
+
+
+def row_label(row: int, line: int | None = None) -> str:
+    """``row 3 (line 4)``: how messages name a data row (1-based) and, for text formats, its first line."""
+    return f"row {row}" if line is None else f"row {row} (line {line})"
+
+
+def pair_from_row(
+    query: Any, document: Any, instruction: Any, row: int, cols: Columns, line: int | None = None
+) -> Pair:
+    """The checked pair of one row; an empty or missing instruction means the reranker's."""
+    label = row_label(row, line)
+    for name, value in ((cols.query, query), (cols.document, document)):
+        if not isinstance(value, str):
+            raise Qwen3RerankValueError(
+                f"{label}: column {name!r} must be a string, got "
+                f"{'nothing (missing or null)' if value is None else type(value).__name__ + ' ' + repr(value)[:60]}"
+            )
+        # The Reranker would check it too, but name it "pairs[0] document" (its place in one chunk).
+        check_text(value, f"{label}: column {name!r}")
+    if instruction is None or instruction == "":
+        return query, document
+    if not isinstance(instruction, str):
+        raise Qwen3RerankValueError(
+            f"{label}: column {cols.instruction!r} must be a string or empty, got {instruction!r:.60}"
+        )
+    return (check_text(instruction, f"{label}: column {cols.instruction!r}"), query), document
+
+
+@dataclass
+class Chunk:
+    """Consecutive rows read, scored and written together (a row block; not a document chunk)."""
+
+    first_row: int  # 1-based number of the chunk's first data row
+    pairs: list[Pair]
+    rows: Any  # the format's own representation, written back with the scores
+    lines: list[int] | None = None  # each row's first line in the input (text formats)
+
+    def name_rows(self, exc: Qwen3RerankError) -> Qwen3RerankError:
+        """``exc`` with the Reranker's ``pairs[i]`` (a place in this chunk) replaced by the row's number."""
+        message = str(exc)
+        found = re.match(r"pairs\[(\d+)\]", message)
+        if found is None or int(found.group(1)) >= len(self.pairs):
+            return exc
+        i = int(found.group(1))
+        label = row_label(self.first_row + i, self.lines[i] if self.lines else None)
+        try:
+            return type(exc)(label + message[found.end() :])
+        except TypeError:  # an error class with another signature keeps its own message
+            return exc
+
+
+def in_chunks(numbered: Iterator[tuple[int, int, Pair, Any]], chunk_size: int) -> Iterator[Chunk]:
+    """(row number, line, pair, row) -> chunks of ``chunk_size`` rows (the last may be shorter)."""
+    pairs: list[Pair] = []
+    rows: list[Any] = []
+    lines: list[int] = []
+    first = 0
+    for number, line, pair, row in numbered:
+        if not rows:
+            first = number
+        pairs.append(pair)
+        rows.append(row)
+        lines.append(line)
+        if len(rows) == chunk_size:
+            yield Chunk(first, pairs, rows, lines)
+            pairs, rows, lines = [], [], []
+    if rows:
+        yield Chunk(first, pairs, rows, lines)
+
+
+class Writer(Protocol):
+    """Appends scored chunks to an output, each whole or not at all."""
+
+    def write(self, chunk: Chunk, scores: Sequence[float]) -> None: ...
+
+    def finish(self) -> None:
+        """Called once every row is written."""
+
+
+class RowFormat(Protocol):
+    """One file format of pairs. A resumable output only ever grows by whole chunks.
+
+    A key is a row's (query, document): resuming checks that the output's last row has the key of the
+    input's row at that position, so the output of another input is refused.
+    """
+
+    #: ``jsonl``, ``csv`` or ``parquet``
+    name: str
+    cols: Columns
+
+    def check(self, path: Path) -> None:
+        """Refuse an input whose columns cannot be scored (before any model loads)."""
+
+    def count(self, path: Path) -> int:
+        """Data rows in the input; malformed input raises here, before any model loads."""
+
+    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Chunk]]:
+        """(key of row ``skip``, or None when ``skip`` is 0; the chunks after row ``skip``)."""
+
+    def resume(self, output: Path, input_path: Path) -> tuple[int, tuple[Any, Any] | None]:
+        """(complete rows in ``output``, key of the last one); a torn last row is cut off first."""
+
+    def writer(self, output: Path, input_path: Path, fresh: bool) -> Writer:
+        """The writer of ``output`` (``fresh``: started over; else appended to)."""
+
+    def parts_dir(self, output: Path) -> Path | None:
+        """Where unfinished parts of ``output`` live (Parquet), or None when it is appended in place."""
