@@ -156,10 +156,11 @@ def test_a_bad_row_is_named_by_its_row_and_line(tiny_model_dir, tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume_and_a_rerun_does(tiny_model_dir, tmp_path):
-    rows = [{"query": f"query {i % 5}", "document": f"document {i} " + "word " * (i % 40)} for i in range(3000)]
+    # Small chunks of short rows: the interrupt lands after the first chunk, long before the last one.
+    rows = [{"query": f"query {i % 5}", "document": f"document {i} " + "word " * (i % 8)} for i in range(400)]
     source = write_jsonl(tmp_path / "many.jsonl", rows)
     out = tmp_path / "o.jsonl"
-    argv = ["score", str(source), "-o", str(out), "--chunk-size", "20", *model_args(tiny_model_dir)]
+    argv = ["score", str(source), "-o", str(out), "--chunk-size", "4", *model_args(tiny_model_dir)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "qwen3_rerank.cli", *argv], stderr=subprocess.PIPE, text=True, env=env
@@ -174,7 +175,7 @@ def test_ctrl_c_says_how_to_resume_and_a_rerun_does(tiny_model_dir, tmp_path):
     assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
     done = len(out.read_text().splitlines())
     assert 0 < done < len(rows)
-    proc = cli(*argv)
+    proc = cli(*argv, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert f"(resumed after {done})" in proc.stderr
     assert len(out.read_text().splitlines()) == len(rows)

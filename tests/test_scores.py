@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from qwen3_rerank import relevance_from_logits
+from qwen3_rerank.errors import Qwen3RerankValueError
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden" / "scores.json").read_text())
-GOLDEN_PAIRS = [((i, q), d) for i, q, d in GOLDEN["examples"]]
+# An empty or whitespace-only query is refused on every path (docs/reliability.md): the golden example with an
+# empty query is checked to be refused, the others to keep their scores exactly.
+_SCORED = [n for n, (_, q, _) in enumerate(GOLDEN["examples"]) if q.strip()]
+GOLDEN_PAIRS = [((i, q), d) for n, (i, q, d) in enumerate(GOLDEN["examples"]) if n in _SCORED]
+GOLDEN_SCORES = [GOLDEN["scores"][n] for n in _SCORED]
+EMPTY_QUERY_PAIRS = [((i, q), d) for i, q, d in GOLDEN["examples"] if not q.strip()]
 
 # The vllm marker comes from the fixtures each test uses (conftest.py).
 
@@ -28,6 +34,8 @@ def random_sets(seed: int, n_sets: int):
     rng = random.Random(seed)
     for _ in range(n_sets):
         query = random_text(rng, 12)
+        if not query.strip():  # an empty query is refused, not scored
+            query += " café"
         docs = [random_text(rng, rng.choice((0, 5, 40, 300))) for _ in range(rng.randint(1, 12))]
         docs.append("")
         yield query, docs
@@ -42,12 +50,18 @@ def test_relevance_is_sigmoid_of_logit_difference() -> None:
 
 def test_reference_matches_golden_scores(reference_reranker) -> None:
     scores = reference_reranker.score_pairs(GOLDEN_PAIRS)
-    assert scores == pytest.approx(GOLDEN["scores"], abs=1e-5)
+    assert scores == pytest.approx(GOLDEN_SCORES, abs=1e-5)
 
 
 def test_vllm_matches_golden_scores(vllm_reranker) -> None:
     scores = vllm_reranker.score_pairs(GOLDEN_PAIRS)
-    assert scores == pytest.approx(GOLDEN["scores"], abs=1e-5)
+    assert scores == pytest.approx(GOLDEN_SCORES, abs=1e-5)
+
+
+def test_the_golden_empty_query_is_refused(reference_reranker) -> None:
+    assert EMPTY_QUERY_PAIRS, "the golden set has an empty-query example"
+    with pytest.raises(Qwen3RerankValueError, match="query is empty"):
+        reference_reranker.score_pairs(GOLDEN_PAIRS + EMPTY_QUERY_PAIRS)
 
 
 def test_golden_scores_are_sensitive(reference_reranker) -> None:

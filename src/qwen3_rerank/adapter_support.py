@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from .backends.registry import BACKEND_NAMES
-from .chunking import ChunkOptions
+from .chunking import ChunkOptions, cut_documents
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .reranker import DEFAULT_MODEL, Reranker
@@ -165,7 +165,7 @@ def check_chunk_fields(options: Mapping[str, Any]) -> None:
 def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what: str = "max_tokens") -> list[str]:
     """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``).
 
-    The cut is the chunk cutter's (:meth:`~qwen3_rerank.PromptBuilder.chunk_documents`): the kept text is
+    The cut is the chunk cutter's (:func:`~qwen3_rerank.chunking.cut_documents`): the kept text is
     the first chunk of that size, so the prompt holds at most ``max_tokens`` of its ids, cut at a word (or
     character) boundary. The reranker's ``max_length`` still applies on top.
     """
@@ -174,7 +174,7 @@ def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what
             f"{what} must be an int >= 8 (documents are cut at word boundaries, chunks of at least 8 tokens) "
             f"or None, got {max_tokens!r}"
         )
-    cuts = reranker.prompts.chunk_documents(texts, int(max_tokens))
+    cuts = cut_documents(reranker.prompts, texts, int(max_tokens))
     return [text[c[0].char_start : c[0].char_end] if c else text for text, c in zip(texts, cuts, strict=True)]
 
 

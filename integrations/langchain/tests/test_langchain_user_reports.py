@@ -10,6 +10,7 @@ from langchain_qwen3_rerank import Qwen3CrossEncoder, Qwen3Rerank
 from pydantic import ValidationError
 
 from qwen3_rerank import Qwen3RerankValueError
+from qwen3_rerank.chunking import cut_documents
 
 QUERY = "What is the capital of France?"
 TEXTS = ["Berlin is the capital of Germany.", "Paris is the capital of France.", "Cats purr."]
@@ -101,7 +102,7 @@ def test_rerank_takes_max_tokens_per_doc(compressor, reference_reranker) -> None
     long_doc = "Paris is the capital of France. " + "Cats purr and sleep all day long. " * 20
     rows = compressor.rerank([long_doc, TEXTS[0]], QUERY, max_tokens_per_doc=8)
     # The first 8 tokens of each document, cut at a word boundary, are what is scored.
-    cut = reference_reranker.prompts.chunk_documents([long_doc], 8)[0][0]
+    cut = cut_documents(reference_reranker.prompts, [long_doc], 8)[0][0]
     kept = long_doc[cut.char_start : cut.char_end]
     assert kept == "Paris is the capital of France. Cats" and len(cut.ids) == 8
     want = reference_reranker.score(QUERY, [kept, TEXTS[0]])

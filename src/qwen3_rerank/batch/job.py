@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.registry import needs_gpu
 from ..chunking import ChunkOptions
-from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankValueError
+from ..errors import BackendNotInstalledError, EngineError
 from ..files.manifest import run_settings
 from ..prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+from ..validation import check_optional_count
 from .pairs import ID_COLUMNS, file_format, import_pyarrow, read_pairs, write_atomically
 from .scorer import ShardScorer, forwarded_environment
 from .shards import Shard, WorkDir, plan_shards
@@ -127,8 +128,7 @@ def run_batch_job(
 
     Returns a :class:`BatchSummary`; ``output`` is None when shards failed (their errors are listed).
     """
-    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors <= 0):
-        raise Qwen3RerankValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
+    num_actors = check_optional_count(num_actors, "num_actors", note="None: one per GPU of the cluster, else 1")
     chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
     pa = import_pyarrow()
     started = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import file_io
 from ..errors import Qwen3RerankError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from ..file_io import FORMATS, SUFFIX_FORMATS
+from ..validation import check_count
 from .csv_rows import CsvFormat
 from .jsonl import JsonlFormat
 from .manifest import Manifest, check_same_settings, reranker_settings
@@ -174,8 +175,7 @@ def plan_score_file(
     """
     input_path, output_path = Path(input_path), Path(output_path)
     streaming = is_stdout(output_path)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise Qwen3RerankValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    chunk_size = check_count(chunk_size, "chunk_size")
     if not input_path.is_file():
         raise Qwen3RerankFileNotFoundError(f"{input_path} does not exist (or is not a file)")
     if not streaming:
