@@ -99,7 +99,7 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
         f"{c} client{'s' if c != '1' else ''}: pairs/s (p50 / p99 ms)" for c in CLIENTS
     )
     lines = [head + " |", "|---" * (3 + len(CLIENTS)) + "|"]
-    titles = {"packed": 'ours, `backend="packed"` (compile + CUDA graphs)', "vllm": 'ours, `backend="vllm"` (AsyncLLM)'}
+    titles = {"packed": 'ours, `backend="packed"`', "vllm": 'ours, `backend="vllm"` (AsyncLLM)'}
     for name, (plan, label) in SIDE.items():
         run = _run(runs, plan, label)
         if run is None:
@@ -116,7 +116,8 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
                 if r
                 else "—"
             )
-        lines.append(f"| {titles[name]} | " + " | ".join(cells) + " |")
+        title = f"{titles[name]} ({_packed_title(run)})" if name == "packed" else titles[name]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     serve = _run(runs, "g2", "vllm_serve_g2")
     if serve is not None:
         cells = ["—", "—"] + [
@@ -174,15 +175,21 @@ def targets(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _packed_title(run: dict[str, Any]) -> str:
+    """What a packed run switched on, as the backend reported it (labels changed when graphs went opt-in)."""
+    options = (run.get("info") or {}).get("packed") or (run.get("options") or {}).get("engine_options") or {}
+    compiled = "compile" if options.get("compile") else "no compile"
+    return f"{compiled}, {'CUDA graphs' if options.get('cuda_graphs') else 'no graphs'}"
+
+
 def steps(runs: list[dict[str, Any]]) -> str:
-    rows = [("packed_g", "compile + CUDA graphs"), ("packed_g-nographs", "compile, no graphs"),
-            ("packed_g-nocompile", "CUDA graphs, no compile")]  # fmt: skip
+    labels = ("packed_g", "packed_g-graphs", "packed_g-nographs", "packed_g-nocompile")
     lines = ["| packed, call g1 | bulk tokens/s | RAG p50 / p99 (ms) |", "|---|---|---|"]
-    for label, title in rows:
+    for label in labels:
         run = _run(runs, "g1", label)
         if run is not None:
             lines.append(
-                f"| {title} | {_fmt(_get(run, 'bulk', 'tokens_per_s'), 1e3, 0, 'k')} "
+                f"| {_packed_title(run)} | {_fmt(_get(run, 'bulk', 'tokens_per_s'), 1e3, 0, 'k')} "
                 f"| {_fmt(_get(run, 'rag', 'p50_ms'))} / {_fmt(_get(run, 'rag', 'p99_ms'))} |"
             )
     for plan, label, title in (("g1", "packed_g", "packed 4B"), ("g2", "vllm_g2", "vLLM 4B")):
