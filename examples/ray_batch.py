@@ -14,6 +14,7 @@ import argparse
 import random
 import time
 
+from qwen3_rerank import BACKEND_NAMES
 from qwen3_rerank.batch import run_batch_job
 
 TEXT = (
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--model", default="Qwen/Qwen3-Reranker-0.6B")
-    parser.add_argument("--backend", default="vllm", choices=("vllm", "transformers", "server"))
+    parser.add_argument("--backend", default="vllm", choices=BACKEND_NAMES)
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--actors", type=int, default=None, help="default: one per GPU, else 1")
     parser.add_argument("--cpus-per-actor", type=float, default=1)

@@ -105,3 +105,17 @@ def test_the_cli_accepts_backend_packed(tiny_model_dir: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 2
+
+
+def test_the_ray_example_offers_every_backend() -> None:
+    """Regression: examples/ray_batch.py listed its own three backends (no packed)."""
+    shown = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "ray_batch.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    choices = re.search(r"--backend \{([^}]*)\}", shown)
+    assert choices is not None, shown
+    assert tuple(choices.group(1).split(",")) == BACKEND_NAMES
