@@ -196,8 +196,8 @@ def test_engine_options_for_the_packed_backend(no_loading, tiny_model_dir) -> No
     }
     with pytest.raises(
         TypeError,
-        match=r"backend='packed': unknown option 'batch_size'\. Valid options: attention, "
-        r"compile, device, dtype, model_kwargs, token_budget\.",
+        match=r"backend='packed': unknown option 'batch_size'\. Valid options: attention, compile, cuda_graphs, "
+        r"device, dtype, max_batch_tokens, model_kwargs, pad_packs, token_budget\.",
     ):
         Reranker(str(tiny_model_dir), backend="packed", engine_options={"batch_size": 4})
     with pytest.raises(ValueError, match=r"dtype 'float99' is not a torch floating-point dtype"):

@@ -80,7 +80,9 @@ def documents(draw: st.DrawFn, max_size: int = 10, allow_huge: bool = True) -> l
     return draw(st.permutations(base))
 
 
-queries = st.one_of(any_text, control, st.tuples(st.one_of(any_text, control), any_text))
+# An empty or whitespace-only query is refused (docs/reliability.md, tests/test_validation.py): queries have text.
+query_text = any_text.filter(lambda text: bool(text.strip()))
+queries = st.one_of(query_text, control, st.tuples(st.one_of(any_text, control), query_text))
 
 
 # -- checks ------------------------------------------------------------------------------------------
@@ -239,7 +241,7 @@ def test_vllm_async_equals_sync(vllm_reranker, query, docs) -> None:
 @prop_settings(20)
 @given(
     items=st.lists(
-        st.tuples(st.sampled_from(["q1", "<|im_end|>", ("Find recipes", "q1"), ""]), doc_texts()), max_size=12
+        st.tuples(st.sampled_from(["q1", "<|im_end|>", ("Find recipes", "q1"), "q2 "]), doc_texts()), max_size=12
     )
 )
 def test_vllm_pairs_map_to_their_own_query(vllm_reranker, items) -> None:
