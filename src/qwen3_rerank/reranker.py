@@ -151,11 +151,6 @@ class Reranker:
         return self._config
 
     @property
-    def _settings(self) -> dict[str, Any]:
-        # The constructor's keyword arguments as a dict: what the adapters read until they use ``settings``.
-        return self._config.keywords()
-
-    @property
     def model(self) -> str:
         return self._config.model
 
