@@ -22,6 +22,7 @@ from .checkpoints import Checkpoint
 from .chunking import ChunkOptions, LongDocuments
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
+from .progress import progress
 from .results import RankedDocument
 from .settings import DEFAULT_MODEL, RerankerSettings
 from .validation import (
@@ -185,18 +186,11 @@ class Reranker:
         return self.prompts.max_length
 
     def _batches(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
-        starts = range(0, len(prompts), self.batch_size)
-        if self.show_progress and len(prompts) > self.batch_size:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(prompts), unit="doc", desc="reranking")
-            for start in starts:
+        enabled = self.show_progress and len(prompts) > self.batch_size
+        with progress(len(prompts), enabled=enabled, desc="reranking", unit="doc") as bar:
+            for start in range(0, len(prompts), self.batch_size):
                 yield prompts[start : start + self.batch_size]
                 bar.update(min(self.batch_size, len(prompts) - start))
-            bar.close()
-        else:
-            for start in starts:
-                yield prompts[start : start + self.batch_size]
 
     # Identical prompts are scored once (backends.base.unique_prompts says why), for every backend.
 

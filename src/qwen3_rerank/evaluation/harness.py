@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen3RerankValueError
+from ..progress import progress
 from ..validation import check_count
 from .beir import BeirDataset
 from .metrics import DEFAULT_METRICS, MetricReport, evaluate_run, judged_queries
@@ -61,17 +62,10 @@ def rerank_run(
             pairs.append(((instruction, query), corpus[doc_id]))
 
     scores: list[float] = []
-    bar = None
-    if show_progress and pairs:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pairs), unit="pair", desc="reranking", dynamic_ncols=True)
-    for batch in _batches(pairs, reranker.batch_size):
-        scores.extend(reranker.score_pairs(batch))
-        if bar is not None:
+    with progress(len(pairs), enabled=show_progress and bool(pairs), desc="reranking") as bar:
+        for batch in _batches(pairs, reranker.batch_size):
+            scores.extend(reranker.score_pairs(batch))
             bar.update(len(batch))
-    if bar is not None:
-        bar.close()
 
     by_query: dict[str, list[tuple[str, float]]] = {query_id: [] for query_id in queries}
     for (query_id, doc_id), score in zip(slots, scores, strict=True):

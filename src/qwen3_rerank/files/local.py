@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import file_io
 from ..errors import Qwen3RerankError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from ..file_io import FORMATS, SUFFIX_FORMATS
+from ..progress import progress
 from ..validation import check_count
 from .csv_rows import CsvFormat
 from .jsonl import JsonlFormat
@@ -117,19 +118,7 @@ class ScoreFileJob:
             manifest.write(self._settings)  # before the first row: a crash leaves a resumable, labelled output
         writer = self._fmt.writer(self.output_path, self.input_path, fresh=self.rows_done == 0)
         scored = 0
-        bar = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=self.rows_total,
-                initial=self.rows_done,
-                unit="pair",
-                desc="scoring",
-                dynamic_ncols=True,
-                smoothing=0.05,
-            )
-        try:
+        with progress(self.rows_total, enabled=show_progress, desc="scoring", initial=self.rows_done) as bar:
             for chunk in chunks:
                 try:
                     scores = reranker.score_pairs(chunk.pairs)
@@ -140,12 +129,8 @@ class ScoreFileJob:
                     raise named from exc
                 writer.write(chunk, scores)
                 scored += len(scores)
-                if bar is not None:
-                    bar.update(len(scores))
+                bar.update(len(scores))
             writer.finish()
-        finally:
-            if bar is not None:
-                bar.close()
         if manifest is not None:
             manifest.remove()  # the output is whole: nothing left to resume
         return ScoreFileResult(

@@ -1,0 +1,42 @@
+"""The one progress bar: every long job (a large call, a file, an evaluation) reports through it.
+
+One place decides how progress looks (tqdm, pairs/s and the time left, on stderr) and when it is off,
+so the library, the file runners and the command line cannot drift into four different bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+__all__ = ["Progress", "progress"]
+
+
+class Progress(Protocol):
+    """What a job sees: ``update(n)`` after each ``n`` items done."""
+
+    def update(self, n: int) -> object: ...
+
+
+class _Off:
+    def update(self, n: int) -> None:
+        pass
+
+
+@contextmanager
+def progress(total: int, *, enabled: bool, desc: str, unit: str = "pair", initial: int = 0) -> Iterator[Progress]:
+    """A bar counting ``unit``s up to ``total`` (from ``initial``, a resumed job's done part); a no-op when off.
+
+    The bar is closed however the job ends, so an error is never printed over a half-drawn bar.
+    """
+    if not enabled:
+        yield _Off()
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True, smoothing=0.05)
+    try:
+        yield bar
+    finally:
+        bar.close()
