@@ -12,11 +12,16 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import Qwen3RerankError, Qwen3RerankValueError
 
-__all__ = ["main", "add_model_arguments", "reranker_from_args"]
+if TYPE_CHECKING:
+    from ..reranker import Reranker
+    from ..settings import RerankerSettings
+
+__all__ = ["main", "add_model_arguments", "reranker_from_args", "settings_from_args"]
 
 _COMMAND_MODULES = ("rank", "random_model", "eval", "score", "batch")
 
@@ -77,11 +82,12 @@ def _engine_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
-def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False):  # -> Reranker
-    from ..reranker import Reranker
+def settings_from_args(args: argparse.Namespace, *, show_progress: bool = False) -> RerankerSettings:
+    """The one mapping from the shared model options to a reranker's settings (every command, every runner)."""
+    from ..settings import RerankerSettings
     from .chunking import long_document_options
 
-    return Reranker(
+    return RerankerSettings.create(
         args.model,
         backend=args.backend,
         instruction=args.instruction,
@@ -90,6 +96,12 @@ def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False)
         show_progress=show_progress,
         **long_document_options(args),
     )
+
+
+def reranker_from_args(args: argparse.Namespace, *, show_progress: bool = False) -> Reranker:
+    from ..reranker import Reranker
+
+    return Reranker.from_settings(settings_from_args(args, show_progress=show_progress))
 
 
 def _parser() -> argparse.ArgumentParser:
