@@ -252,3 +252,23 @@ def test_a_wrong_model_type_is_one_message_everywhere(tiny_model_dir, tmp_path) 
 
         VLLMBackend(str(other), max_length=64)  # a backend opened directly checks it too, before vLLM starts
     assert str(direct.value) == str(caught.value)
+
+
+@pytest.mark.parametrize("backend", ["transformers", "packed"])
+def test_the_torch_backends_refuse_a_wrong_model_type_with_the_checkpoint_message(tiny_model_dir, tmp_path, backend):
+    """Regression: the packed backend spelled its own copy of the message; both now call check_model_type."""
+    pytest.importorskip("torch")
+    from qwen3_rerank.backends.packed_backend import PackedBackend
+    from qwen3_rerank.backends.transformers_backend import TransformersBackend
+    from qwen3_rerank.checkpoints import Checkpoint
+
+    other = tmp_path / "llama"
+    shutil.copytree(tiny_model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    with pytest.raises(NotAQwen3RerankerError) as caught:
+        Checkpoint.resolve(str(other))
+    with pytest.raises(NotAQwen3RerankerError) as direct:
+        # transformers reads the config as it loads the weights
+        {"transformers": TransformersBackend, "packed": PackedBackend}[backend](str(other), device="cpu")
+    assert str(direct.value) == str(caught.value)

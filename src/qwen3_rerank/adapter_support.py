@@ -34,7 +34,7 @@ from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
 from .reranker import DEFAULT_MODEL, Reranker
 from .results import RankedDocument
-from .validation import Query, check_documents, check_query, check_threshold, check_top_n
+from .validation import Query, check_documents, check_optional_count, check_query, check_threshold, check_top_n
 
 __all__ = [
     "CHUNK_FIELDS",
@@ -163,18 +163,18 @@ def check_chunk_fields(options: Mapping[str, Any]) -> None:
 
 
 def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what: str = "max_tokens") -> list[str]:
-    """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``).
+    """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``); None
+    cuts nothing.
 
     The cut is the chunk cutter's (:func:`~qwen3_rerank.chunking.cut_documents`): the kept text is
     the first chunk of that size, so the prompt holds at most ``max_tokens`` of its ids, cut at a word (or
     character) boundary. The reranker's ``max_length`` still applies on top.
     """
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral) or max_tokens < 8:
-        raise Qwen3RerankValueError(
-            f"{what} must be an int >= 8 (documents are cut at word boundaries, chunks of at least 8 tokens) "
-            f"or None, got {max_tokens!r}"
-        )
-    cuts = cut_documents(reranker.prompts, texts, int(max_tokens))
+    # The chunk cutter's smallest chunk: cuts fall on word boundaries.
+    limit = check_optional_count(max_tokens, what, minimum=8, note="documents are cut into chunks of at least 8 tokens")
+    if limit is None:
+        return list(texts)
+    cuts = cut_documents(reranker.prompts, texts, limit)
     return [text[c[0].char_start : c[0].char_end] if c else text for text, c in zip(texts, cuts, strict=True)]
 
 

@@ -25,8 +25,8 @@ __all__ = [
     "cached_config_path",
     "checkpoint_kind",
     "hf_overrides_for",
+    "check_model_type",
     "kind_of_config",
-    "not_a_qwen3_model",
     "vllm_dtype_options",
 ]
 
@@ -43,11 +43,14 @@ HF_OVERRIDES: dict[str, Any] = {
 }
 
 
-def not_a_qwen3_model(model: str, model_type: Any) -> NotAQwen3RerankerError:
-    """The error for a checkpoint whose ``model_type`` is not ``qwen3`` (every loader raises this one)."""
-    return NotAQwen3RerankerError(
-        f"{model!r} is a {model_type!r} model, not a Qwen3 causal LM; use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
-    )
+def check_model_type(model: str, model_type: Any) -> None:
+    """The one model-type check: a config whose ``model_type`` is not ``qwen3`` is refused with one message,
+    by :meth:`Checkpoint.resolve` and by every backend that reads the config as it loads the weights."""
+    if model_type != "qwen3":
+        raise NotAQwen3RerankerError(
+            f"{model!r} is a {model_type!r} model, not a Qwen3 causal LM; "
+            "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
+        )
 
 
 def _label_count(config: Mapping[str, Any]) -> int:
@@ -185,9 +188,7 @@ class Checkpoint:
             config = _read(config_path)
         except (OSError, ValueError) as exc:
             raise NotAQwen3RerankerError(f"{config_path} is not a readable JSON model config: {exc}") from exc
-        model_type = config.get("model_type") if isinstance(config, dict) else None
-        if not isinstance(config, dict) or model_type != "qwen3":
-            raise not_a_qwen3_model(model, model_type)
+        check_model_type(model, config.get("model_type") if isinstance(config, dict) else None)
         kind = kind_of_config(config, model)  # a sequence-classification conversion must have one logit
         if is_dir and not any(name.endswith((".safetensors", ".bin")) for name in os.listdir(path)):
             raise ModelNotFoundError(

@@ -21,14 +21,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import (
-    BackendNotInstalledError,
-    EngineError,
-    ModelNotFoundError,
-    NotAQwen3RerankerError,
-    Qwen3RerankValueError,
-)
+from ..checkpoints import check_model_type
+from ..errors import BackendNotInstalledError, EngineError, ModelNotFoundError, Qwen3RerankValueError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
+from ..validation import check_count, check_optional_count
 from .base import check_torch_device
 from .packed_scheduler import Scheduler
 from .packing import Pack, group_by_shared_prefix, pack_groups, pad_pack
@@ -81,17 +77,11 @@ class PackedBackend:
             raise BackendNotInstalledError("The packed backend needs torch: pip install qwen3-rerank[torch]") from exc
         from . import packed_layers
 
-        if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget <= 0:
-            raise Qwen3RerankValueError(f"token_budget must be a positive int (ids per forward), got {token_budget!r}")
+        token_budget = check_count(token_budget, "token_budget", note="ids per forward")
         for flag, value in (("compile", compile), ("cuda_graphs", cuda_graphs), ("pad_packs", pad_packs)):
             if not isinstance(value, bool) and not (value is None and flag != "compile"):
                 raise Qwen3RerankValueError(f"{flag} must be True or False, got {value!r}")
-        if max_batch_tokens is not None and (
-            isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens <= 0
-        ):
-            raise Qwen3RerankValueError(
-                f"max_batch_tokens must be a positive int (prompt ids per round) or None, got {max_batch_tokens!r}"
-            )
+        max_batch_tokens = check_optional_count(max_batch_tokens, "max_batch_tokens", note="prompt ids per round")
         if attention not in ("auto", "varlen", "sdpa"):
             raise Qwen3RerankValueError(f"attention must be 'auto', 'varlen' or 'sdpa', got {attention!r}")
         self._torch = torch
@@ -124,11 +114,7 @@ class PackedBackend:
                 "downloadable (offline, or a wrong name?). Pass a local Qwen3-Reranker directory."
             ) from exc
         config = self.model.config
-        if getattr(config, "model_type", None) != "qwen3":
-            raise NotAQwen3RerankerError(
-                f"{model!r} is a {config.model_type!r} model, not a Qwen3 causal LM; "
-                "use a Qwen/Qwen3-Reranker-0.6B/4B/8B checkpoint."
-            )
+        check_model_type(model, getattr(config, "model_type", None))
         packed_layers.check_supported(config)
         model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device
         model_object.to(self.device).eval()

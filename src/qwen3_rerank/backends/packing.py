@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import Qwen3RerankValueError
+from ..validation import check_count
 
 __all__ = ["Group", "Pack", "bucket", "group_by_shared_prefix", "pack_groups", "pad_pack"]
 
@@ -194,8 +194,7 @@ def pack_groups(prompts: Sequence[Sequence[int]], groups: Sequence[Group], token
     """Packs of at most ``token_budget`` computed ids, groups in order, made lazily (the device can run one
     pack while the next is laid out); a group split over packs has its prefix in each. A prompt longer than
     the budget gets a pack of its own."""
-    if token_budget <= 0:
-        raise Qwen3RerankValueError(f"token_budget must be positive, got {token_budget}")
+    check_count(token_budget, "token_budget", note="ids per pack")
     builder, used = _PackBuilder(), 0
     for key, group in enumerate(groups):
         for index in group.members:

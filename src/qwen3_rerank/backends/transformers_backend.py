@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..checkpoints import SEQUENCE_CLASSIFICATION, Checkpoint, not_a_qwen3_model
+from ..checkpoints import SEQUENCE_CLASSIFICATION, Checkpoint, check_model_type
 from ..errors import BackendNotInstalledError, ModelNotFoundError
 from ..relevance import NO_TOKEN_ID, YES_TOKEN_ID, relevance_from_logits
 from ..validation import check_count
@@ -61,8 +61,7 @@ class TransformersBackend(ThreadedAsyncMixin):
                 f"Cannot load model {model!r} with transformers: not a local model directory and not "
                 "downloadable (offline, or a wrong name?). Pass a local Qwen3-Reranker directory."
             ) from exc
-        if getattr(self.model.config, "model_type", None) != "qwen3":
-            raise not_a_qwen3_model(model, self.model.config.model_type)
+        check_model_type(model, getattr(self.model.config, "model_type", None))
         model_object: Any = self.model  # transformers 5 types .to() too narrowly for a device string
         model_object.to(self.device).eval()
         if seq_cls:

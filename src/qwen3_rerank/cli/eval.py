@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import Qwen3RerankValueError
+from ..validation import check_count
 
 __all__ = ["add_parser", "run"]
 
@@ -105,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from . import reranker_from_args
     from .chunking import long_document_modes
 
-    if args.top_k <= 0 or args.bm25_depth <= 0:
-        raise Qwen3RerankValueError("--top-k and --bm25-depth must be positive numbers of documents")
+    check_count(args.top_k, "--top-k", note="documents reranked per query")
+    check_count(args.bm25_depth, "--bm25-depth", note="documents BM25 retrieves per query")
     if args.first_stage_run is not None and args.save_first_stage is not None:
         raise Qwen3RerankValueError(
             "--save-first-stage saves the BM25 run; with --run the first stage is already a file"

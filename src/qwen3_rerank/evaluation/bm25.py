@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import BackendNotInstalledError, Qwen3RerankValueError
+from ..validation import check_count
 from .runs import Ranking, ordered
 
 __all__ = ["bm25_run"]
@@ -18,12 +19,11 @@ def bm25_run(
     Documents sharing no term with the query score 0 and are left out, so a query can get fewer than
     ``depth`` documents.
     """
+    depth = check_count(depth, "depth", note="documents per query")
     try:
         import bm25s
     except ImportError as exc:
         raise BackendNotInstalledError("The BM25 first stage needs bm25s: pip install qwen3-rerank[eval]") from exc
-    if depth <= 0:
-        raise Qwen3RerankValueError(f"depth must be a positive number of documents, got {depth}")
     if not corpus:
         raise Qwen3RerankValueError("the corpus is empty; BM25 has nothing to index")
     doc_ids = list(corpus)
