@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, cast
 
+from ..chunking import LONG_DOCUMENT_MODES, LongDocuments
 from ..errors import Qwen3RerankValueError
 
 __all__ = ["add_long_document_arguments", "long_document_modes", "long_document_options"]
@@ -35,9 +36,9 @@ def add_long_document_arguments(parser: argparse.ArgumentParser, *, several: boo
     )
 
 
-def long_document_modes(args: argparse.Namespace, *, several: bool = False) -> list[str]:
+def long_document_modes(args: argparse.Namespace, *, several: bool = False) -> list[LongDocuments]:
     modes = [m.strip() for m in str(args.long_documents).split(",") if m.strip()]
-    if not modes or any(m not in ("truncate", "chunk") for m in modes) or len(set(modes)) != len(modes):
+    if not modes or any(m not in LONG_DOCUMENT_MODES for m in modes) or len(set(modes)) != len(modes):
         raise Qwen3RerankValueError(
             f"--long-documents takes truncate or chunk{' (or truncate,chunk)' if several else ''}, "
             f"got {args.long_documents!r}"
@@ -46,7 +47,7 @@ def long_document_modes(args: argparse.Namespace, *, several: bool = False) -> l
         raise Qwen3RerankValueError(
             f"--long-documents takes one mode here (truncate or chunk), got {args.long_documents!r}"
         )
-    return modes
+    return cast("list[LongDocuments]", modes)
 
 
 def long_document_options(args: argparse.Namespace) -> dict[str, Any]:

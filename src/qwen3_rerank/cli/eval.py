@@ -153,12 +153,12 @@ def run(args: argparse.Namespace) -> int:
             reports[mode] = report
 
     output_run = args.output_run or Path(f"{dataset.name.replace('/', '-')}.{dataset.split}.reranked.trec")
-    for mode, report in reports.items():
-        path = output_run if len(modes) == 1 else output_run.with_name(f"{output_run.stem}.{mode}{output_run.suffix}")
+    for name, report in reports.items():
+        path = output_run if len(modes) == 1 else output_run.with_name(f"{output_run.stem}.{name}{output_run.suffix}")
         write_trec_run(report.reranked_run, path)
         print(
             f"{report.queries_evaluated} queries evaluated, {report.pairs_scored} pairs reranked (top {report.top_k}"
-            f"{', long documents: ' + mode if len(modes) > 1 or mode != 'truncate' else ''}); reranked run: {path}",
+            f"{', long documents: ' + name if len(modes) > 1 or name != 'truncate' else ''}); reranked run: {path}",
             file=log,
         )
     if report.queries_without_relevant:
@@ -166,12 +166,12 @@ def run(args: argparse.Namespace) -> int:
     if report.queries_missing_from_run:
         print(f"warning: the first stage retrieved nothing for {report.queries_missing_from_run} queries", file=log)
     if args.report is not None:
-        content = report.to_dict() if len(modes) == 1 else {mode: r.to_dict() for mode, r in reports.items()}
+        content = report.to_dict() if len(modes) == 1 else {name: r.to_dict() for name, r in reports.items()}
         args.report.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     if args.per_query:
-        for mode, r in reports.items():
+        for name, r in reports.items():
             if len(modes) > 1:
-                sys.stdout.write(f"long documents: {mode}\n")
+                sys.stdout.write(f"long documents: {name}\n")
             _print_per_query(r, sys.stdout)
             sys.stdout.write("\n")
     if len(modes) == 1:
