@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pickle
 
 import pytest
@@ -25,7 +26,29 @@ def test_settings_are_frozen_and_checked() -> None:
     assert RerankerSettings.create(**settings.keywords()) == settings
 
 
-def test_a_reranker_exposes_pickles_and_rebuilds_from_its_settings(tiny_model_dir) -> None:
+def test_every_way_of_making_settings_checks_them() -> None:
+    """The checks live in the settings themselves, so Reranker.from_settings need not check again."""
+    settings = RerankerSettings.create("some/model")
+    with pytest.raises(Qwen3RerankValueError, match=r"^batch_size must be a positive int, got True"):
+        RerankerSettings("some/model", batch_size=True)  # type: ignore[arg-type]
+    with pytest.raises(Qwen3RerankValueError, match=r"^max_length must be a positive int \(tokens\), got 0"):
+        dataclasses.replace(settings, max_length=0)
+    with pytest.raises(Qwen3RerankValueError, match="backend must be 'vllm', 'transformers', 'server' or 'packed'"):
+        RerankerSettings("some/model", backend="nope")  # type: ignore[arg-type]
+    options = {"dtype": "float32"}
+    made = RerankerSettings("some/model", backend="transformers", engine_options=options)
+    assert made.engine_options == options and made.engine_options is not options  # never the caller's mapping
+
+
+def test_the_reranker_takes_exactly_the_settings_keywords() -> None:
+    """Reranker.__init__ spells RerankerSettings.create's keywords again (for IDEs and the API page): the
+    same names, order, defaults and annotations, so the two cannot drift apart."""
+    reranker = list(inspect.signature(Reranker.__init__).parameters.values())[1:]  # without self
+    settings = list(inspect.signature(RerankerSettings.create).parameters.values())
+    assert reranker == settings
+
+
+def test_a_reranker_exposes_pickles_and_rebuilds_from_its_settings(tiny_model_dir, monkeypatch) -> None:
     with Reranker(str(tiny_model_dir), backend="transformers", engine_options=FLOAT32, chunk_overlap=4) as reranker:
         settings = reranker.settings
         assert (settings.model, settings.backend, settings.engine_options) == (
@@ -43,6 +66,7 @@ def test_a_reranker_exposes_pickles_and_rebuilds_from_its_settings(tiny_model_di
         assert reranker.settings.chunking.long_documents == "truncate"
         _, (pickled,) = reranker.__reduce__()
         assert pickled is settings
+        monkeypatch.setattr(RerankerSettings, "create", None)  # from_settings and unpickling never re-check
         with pickle.loads(pickle.dumps(reranker)) as copy, Reranker.from_settings(settings) as twin:
             assert copy.settings == twin.settings == settings
             assert copy.score("q", ["a", "b"]) == twin.score("q", ["a", "b"]) == reranker.score("q", ["a", "b"])

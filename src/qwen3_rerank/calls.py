@@ -2,16 +2,19 @@
 
 A :class:`CallPlanner` checks a call's arguments and builds its prompts (chunk mode included) into a
 :class:`Call`: the prompts, and ``finish``, which turns their scores (in prompt order) into what the call
-returns. The Reranker only scores the prompts, sync or async.
+returns. :meth:`Call.run` (or :meth:`Call.arun`) scores each distinct prompt once on a backend and finishes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
+from .backends.base import ScoringBackend, unique_prompts
 from .chunking import ChunkOptions, ChunkPlan, plan_chunks
+from .errors import EngineError
+from .progress import progress
 from .prompt import DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
 from .validation import Query, check_documents, check_pairs, check_query, check_text, check_threshold, check_top_n
@@ -27,6 +30,38 @@ class Call(Generic[T]):
 
     prompts: list[list[int]]
     finish: Callable[[list[float]], T]
+
+    # Identical prompts are scored once (backends.base.unique_prompts says why), for every backend.
+
+    def run(self, backend: ScoringBackend, batch_size: int, show_progress: bool) -> T:
+        """Its answer, with each distinct prompt scored on ``backend``, ``batch_size`` prompts at a time."""
+        unique, slots = unique_prompts(self.prompts)
+        scores: list[float] = []
+        for batch in _batches(unique, batch_size, show_progress):
+            scores.extend(backend.score_prompts(batch))
+        return self.finish(_in_input_order(scores, len(unique), slots))
+
+    async def arun(self, backend: ScoringBackend, batch_size: int, show_progress: bool) -> T:
+        """As :meth:`run`, awaiting the backend."""
+        unique, slots = unique_prompts(self.prompts)
+        scores: list[float] = []
+        for batch in _batches(unique, batch_size, show_progress):
+            scores.extend(await backend.ascore_prompts(batch))
+        return self.finish(_in_input_order(scores, len(unique), slots))
+
+
+def _batches(prompts: list[Sequence[int]], size: int, show_progress: bool) -> Iterator[list[Sequence[int]]]:
+    enabled = show_progress and len(prompts) > size
+    with progress(len(prompts), enabled=enabled, desc="reranking", unit="doc") as bar:
+        for start in range(0, len(prompts), size):
+            yield prompts[start : start + size]
+            bar.update(min(size, len(prompts) - start))
+
+
+def _in_input_order(scores: list[float], expected: int, slots: list[int]) -> list[float]:
+    if len(scores) != expected:
+        raise EngineError(f"the backend returned {len(scores)} scores for {expected} prompts")
+    return [scores[slot] for slot in slots]
 
 
 def _best_scores(plan: ChunkPlan) -> Call[list[float]]:

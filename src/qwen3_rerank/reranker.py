@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import prompt as prompt_module
-from .backends.base import ScoringBackend, unique_prompts
+from .backends.base import ScoringBackend
 from .backends.registry import (
     BackendName,
     backend_choices,
@@ -22,12 +22,9 @@ from .checkpoints import Checkpoint
 from .chunking import ChunkOptions, LongDocuments
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
-from .progress import progress
 from .results import RankedDocument
 from .settings import DEFAULT_MODEL, RerankerSettings
-from .validation import (
-    Query,
-)
+from .validation import Query
 
 __all__ = ["DEFAULT_MODEL", "Reranker"]
 
@@ -72,6 +69,9 @@ class Reranker:
     trained with. Use as a context manager, or call :meth:`close`, to release the engine.
     """
 
+    #: the model as read before loading it (config, kind, context length)
+    checkpoint: Checkpoint
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
@@ -88,21 +88,30 @@ class Reranker:
         chunk_overlap: int = 0,
         max_chunks: int | None = 64,
     ) -> None:
-        # Everything that needs no tokenizer or model is checked first: loading them takes seconds.
-        settings = RerankerSettings.create(
-            model,
-            backend=backend,
-            instruction=instruction,
-            max_length=max_length,
-            batch_size=batch_size,
-            engine_options=engine_options,
-            tokenizer=tokenizer,
-            show_progress=show_progress,
-            long_documents=long_documents,
-            chunk_tokens=chunk_tokens,
-            chunk_overlap=chunk_overlap,
-            max_chunks=max_chunks,
+        # The keywords are RerankerSettings.create's, spelled out again only so that IDEs and the API page show
+        # each with its default; tests/test_settings.py pins the two signatures equal. Everything that needs no
+        # tokenizer or model is checked first (by the settings): loading them takes seconds.
+        self._open(
+            RerankerSettings.create(
+                model,
+                backend=backend,
+                instruction=instruction,
+                max_length=max_length,
+                batch_size=batch_size,
+                engine_options=engine_options,
+                tokenizer=tokenizer,
+                show_progress=show_progress,
+                long_documents=long_documents,
+                chunk_tokens=chunk_tokens,
+                chunk_overlap=chunk_overlap,
+                max_chunks=max_chunks,
+            )
         )
+
+    def _open(self, settings: RerankerSettings) -> None:
+        """Read the checkpoint, load the tokenizer and open the backend for (already checked) ``settings``."""
+        model, backend, max_length = settings.model, settings.backend, settings.max_length
+        engine_options, tokenizer = settings.engine_options, settings.tokenizer
         # What pickling, deepcopy and the adapters' round trips reopen (see __reduce__).
         self._config = settings
         # The checkpoint is read once, here, and handed to the prompt builder and the backend. Its check takes
@@ -121,8 +130,7 @@ class Reranker:
             checkpoint = Checkpoint.resolve(model) if loads else Checkpoint.cached(model)
             if loads:
                 checkpoint.check_max_length(max_length)
-        #: the model as read before loading it (config, kind, context length)
-        self.checkpoint: Checkpoint = checkpoint
+        self.checkpoint = checkpoint
         self.prompts = PromptBuilder(hf_tokenizer, max_length=max_length, context_length=checkpoint.context_length)
         self._backend: ScoringBackend | None = (
             open_backend(backend, checkpoint, max_length, engine_options) if isinstance(backend, str) else backend
@@ -142,7 +150,9 @@ class Reranker:
         """A reranker configured by ``settings`` (what :attr:`settings` of another one returns)."""
         if not isinstance(settings, RerankerSettings):
             raise Qwen3RerankTypeError(f"settings must be a RerankerSettings, got {type(settings).__name__}")
-        return cls(**settings.keywords())
+        reranker = cls.__new__(cls)
+        reranker._open(settings)  # checked when they were made
+        return reranker
 
     # -- settings (read-only: make another reranker, or use with_options, for other ones) ------------
 
@@ -185,33 +195,6 @@ class Reranker:
     def max_length(self) -> int:
         return self.prompts.max_length
 
-    def _batches(self, prompts: list[Any]) -> Iterator[list[list[int]]]:
-        enabled = self.show_progress and len(prompts) > self.batch_size
-        with progress(len(prompts), enabled=enabled, desc="reranking", unit="doc") as bar:
-            for start in range(0, len(prompts), self.batch_size):
-                yield prompts[start : start + self.batch_size]
-                bar.update(min(self.batch_size, len(prompts) - start))
-
-    # Identical prompts are scored once (backends.base.unique_prompts says why), for every backend.
-
-    def _score(self, prompts: list[list[int]]) -> list[float]:
-        backend = self.backend
-        unique, slots = unique_prompts(prompts)
-        scores: list[float] = []
-        for batch in self._batches(unique):
-            scores.extend(backend.score_prompts(batch))
-        scores = _checked(scores, len(unique))
-        return [scores[slot] for slot in slots]
-
-    async def _ascore(self, prompts: list[list[int]]) -> list[float]:
-        backend = self.backend
-        unique, slots = unique_prompts(prompts)
-        scores: list[float] = []
-        for batch in self._batches(unique):
-            scores.extend(await backend.ascore_prompts(batch))
-        scores = _checked(scores, len(unique))
-        return [scores[slot] for slot in slots]
-
     def _options(self, long_documents: Any, chunk_tokens: Any, chunk_overlap: Any, max_chunks: Any) -> ChunkOptions:
         return self.chunking.replace(long_documents, chunk_tokens, chunk_overlap, max_chunks)
 
@@ -224,11 +207,11 @@ class Reranker:
         return CallPlanner(self.prompts, self.instruction)
 
     def _run(self, call: Call[T]) -> T:
-        return call.finish(self._score(call.prompts))
+        return call.run(self.backend, self.batch_size, self.show_progress)
 
     async def _arun(self, plan: Callable[..., Call[T]], *args: Any) -> T:
         call = await asyncio.to_thread(plan, *args)
-        return call.finish(await self._ascore(call.prompts))
+        return await call.arun(self.backend, self.batch_size, self.show_progress)
 
     # -- sync API -----------------------------------------------------------------------------------
 
@@ -439,12 +422,6 @@ class Reranker:
 
 
 T = TypeVar("T")
-
-
-def _checked(scores: list[float], expected: int) -> list[float]:
-    if len(scores) != expected:
-        raise EngineError(f"the backend returned {len(scores)} scores for {expected} prompts")
-    return scores
 
 
 def _reopen(settings: RerankerSettings | dict[str, Any]) -> Reranker:

@@ -29,9 +29,10 @@ DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 class RerankerSettings:
     """What a :class:`~qwen3_rerank.Reranker` is configured with; its arguments mean what the Reranker's do.
 
-    Build one with :meth:`create` (it checks every value); :meth:`keywords` gives the Reranker's keyword
-    arguments back (the chunk options flat), so ``Reranker(**settings.keywords())`` rebuilds it.
-    ``engine_options`` is the reranker's own copy: treat it as read-only.
+    Build one with :meth:`create` (the Reranker's keywords, the chunk options flat); :meth:`keywords` gives
+    them back, so ``Reranker(**settings.keywords())`` rebuilds it. Every instance is checked when it is made
+    (by :meth:`create`, the constructor or ``dataclasses.replace``), so a Reranker never checks its settings
+    again. ``engine_options`` is the settings' own copy: treat it as read-only.
     """
 
     model: str = DEFAULT_MODEL
@@ -64,21 +65,30 @@ class RerankerSettings:
         """Checked settings (the backend's ``engine_options`` names are checked when it opens)."""
         check_text(model, "model")
         chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)
-        check_text(instruction, "instruction")
-        batch_size = check_count(batch_size, "batch_size")
-        check_max_length(max_length)
-        if tokenizer is not None:
-            check_text(tokenizer, "tokenizer")
-        if isinstance(backend, str):
-            check_backend_name(backend)
-        elif not isinstance(backend, ScoringBackend):
+        return cls(
+            model, backend, instruction, max_length, batch_size, engine_options, tokenizer, show_progress, chunking
+        )
+
+    def __post_init__(self) -> None:
+        # The one check of a reranker's settings, whichever way they are made; microseconds, no model loads.
+        check_text(self.model, "model")
+        if not isinstance(self.chunking, ChunkOptions):
+            raise Qwen3RerankTypeError(f"chunking must be a ChunkOptions, got {type(self.chunking).__name__}")
+        check_text(self.instruction, "instruction")
+        object.__setattr__(self, "batch_size", check_count(self.batch_size, "batch_size"))
+        object.__setattr__(self, "max_length", check_max_length(self.max_length))
+        if self.tokenizer is not None:
+            check_text(self.tokenizer, "tokenizer")
+        if isinstance(self.backend, str):
+            check_backend_name(self.backend)
+        elif not isinstance(self.backend, ScoringBackend):
             raise Qwen3RerankTypeError(
-                f"backend must be {backend_choices()} or a ScoringBackend object, got {backend!r}"
+                f"backend must be {backend_choices()} or a ScoringBackend object, got {self.backend!r}"
             )
-        elif engine_options:
+        elif self.engine_options:
             raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
-        options = None if engine_options is None else dict(engine_options)
-        return cls(model, backend, instruction, max_length, batch_size, options, tokenizer, show_progress, chunking)
+        if self.engine_options is not None:
+            object.__setattr__(self, "engine_options", dict(self.engine_options))  # never the caller's mapping
 
     def keywords(self) -> dict[str, Any]:
         """The Reranker's keyword arguments for these settings (``model`` included, chunk options flat)."""
