@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 from .backends.base import ScoringBackend, unique_prompts
 from .chunking import ChunkOptions, ChunkPlan, plan_chunks
 from .errors import EngineError
-from .progress import progress
+from .progress import batches
 from .prompt import DocumentChunk, PromptBuilder
 from .results import RankedDocument, order_by_score
 from .validation import Query, check_documents, check_pairs, check_query, check_text, check_threshold, check_top_n
@@ -32,6 +32,13 @@ class Call(Generic[T]):
     finish: Callable[[list[float]], T]
 
     # Identical prompts are scored once (backends.base.unique_prompts says why), for every backend.
+    #
+    # Prompts are sliced twice, for two purposes, and each rule lives once: here the Reranker's documented
+    # ``batch_size`` (default 4096) bounds what one backend call holds (the host-side requests and results)
+    # and sets the progress bar's steps; inside, each backend cuts what it is handed to fit its device or
+    # protocol (transformers: ``batch_size`` padded rows; packed: ``token_budget`` ids per pack; vLLM:
+    # admission and out-of-memory splits; server: prompts per HTTP request). Merging the two would change
+    # what ``batch_size`` means, and with it the batches vLLM scores together (scores move by ~1e-8).
 
     def run(self, backend: ScoringBackend, batch_size: int, show_progress: bool) -> T:
         """Its answer, with each distinct prompt scored on ``backend``, ``batch_size`` prompts at a time."""
@@ -50,12 +57,10 @@ class Call(Generic[T]):
         return self.finish(_in_input_order(scores, len(unique), slots))
 
 
-def _batches(prompts: list[Sequence[int]], size: int, show_progress: bool) -> Iterator[list[Sequence[int]]]:
+def _batches(prompts: list[Sequence[int]], size: int, show_progress: bool) -> Iterator[Sequence[Sequence[int]]]:
+    # A bar only for a call larger than one batch: a small call (a RAG query) never draws one.
     enabled = show_progress and len(prompts) > size
-    with progress(len(prompts), enabled=enabled, desc="reranking", unit="doc") as bar:
-        for start in range(0, len(prompts), size):
-            yield prompts[start : start + size]
-            bar.update(min(size, len(prompts) - start))
+    return batches(prompts, size, enabled=enabled, desc="reranking", unit="doc")
 
 
 def _in_input_order(scores: list[float], expected: int, slots: list[int]) -> list[float]:

@@ -6,11 +6,13 @@ so the library, the file runners and the command line cannot drift into four dif
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-__all__ = ["Progress", "progress"]
+__all__ = ["Progress", "batches", "progress"]
+
+T = TypeVar("T")
 
 
 class Progress(Protocol):
@@ -40,3 +42,12 @@ def progress(total: int, *, enabled: bool, desc: str, unit: str = "pair", initia
         yield bar
     finally:
         bar.close()
+
+
+def batches(items: Sequence[T], size: int, *, enabled: bool, desc: str, unit: str = "pair") -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``; the bar counts a slice as done when the next one
+    is asked for (or the iteration ends). The one slicing of a caller's items into backend calls."""
+    with progress(len(items), enabled=enabled, desc=desc, unit=unit) as bar:
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+            bar.update(min(size, len(items) - start))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen3RerankValueError
-from ..progress import progress
+from ..progress import batches
 from ..validation import check_count
 from .beir import BeirDataset
 from .metrics import DEFAULT_METRICS, MetricReport, evaluate_run, judged_queries
@@ -23,11 +23,6 @@ __all__ = ["EvalReport", "evaluate_reranker", "rerank_run"]
 def _without_identical_ids(run: Run) -> dict[str, Ranking]:
     # BEIR's convention: a document whose id is the query's id is the query itself (ArguAna, Quora).
     return {q: tuple(item for item in ranking if item[0] != q) for q, ranking in run.items()}
-
-
-def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def rerank_run(
@@ -62,10 +57,9 @@ def rerank_run(
             pairs.append(((instruction, query), corpus[doc_id]))
 
     scores: list[float] = []
-    with progress(len(pairs), enabled=show_progress and bool(pairs), desc="reranking") as bar:
-        for batch in _batches(pairs, reranker.batch_size):
-            scores.extend(reranker.score_pairs(batch))
-            bar.update(len(batch))
+    # Slices of the reranker's batch_size, so each call is one backend call and one bar covers the whole run.
+    for batch in batches(pairs, reranker.batch_size, enabled=show_progress and bool(pairs), desc="reranking"):
+        scores.extend(reranker.score_pairs(batch))
 
     by_query: dict[str, list[tuple[str, float]]] = {query_id: [] for query_id in queries}
     for (query_id, doc_id), score in zip(slots, scores, strict=True):
