@@ -67,11 +67,11 @@ def test_a_server_without_the_yes_no_head_is_a_server_error_not_a_retry() -> Non
 
 def test_classify_sends_ids_in_batches_and_in_order() -> None:
     prompts = [[1, 2], [3], [4, 5, 6], [7]]
-    jobs = plan_requests("classify", prompts, batch_size=3, served_model_name="m")
-    assert [job.positions for job in jobs] == [(0, 1, 2), (3,)]
-    assert jobs[0].path == "/classify"
-    assert jobs[0].body == {"model": "m", "input": [[1, 2], [3], [4, 5, 6]], "add_special_tokens": False}
-    assert jobs[1].body["input"] == [[7]]
+    requests = plan_requests("classify", prompts, batch_size=3, served_model_name="m")
+    assert [request.positions for request in requests] == [(0, 1, 2), (3,)]
+    assert requests[0].path == "/classify"
+    assert requests[0].body == {"model": "m", "input": [[1, 2], [3], [4, 5, 6]], "add_special_tokens": False}
+    assert requests[1].body["input"] == [[7]]
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +87,23 @@ def mixed_prompts(prompt_builder) -> list[list[int]]:
 
 
 def test_rerank_groups_by_instruction_and_query(prompt_builder, mixed_prompts) -> None:
-    jobs = plan_requests(
+    requests = plan_requests(
         "rerank", mixed_prompts, batch_size=8, served_model_name=None, tokenizer=prompt_builder.hf_tokenizer
     )
-    assert [(job.positions, job.body["query"], job.body["documents"]) for job in jobs] == [
+    assert [(request.positions, request.body["query"], request.body["documents"]) for request in requests] == [
         ((0, 3), "q1", ["d0", "d3"]),
         ((1,), "q1", ["d1"]),
         ((2,), "q2", ["d2"]),
     ]
-    assert jobs[1].body["chat_template_kwargs"] == {"instruction": "Find recipes"}
-    assert jobs[0].body["top_n"] == 2
+    assert requests[1].body["chat_template_kwargs"] == {"instruction": "Find recipes"}
+    assert requests[0].body["top_n"] == 2
 
 
 def test_score_groups_by_instruction_only(prompt_builder, mixed_prompts) -> None:
-    jobs = plan_requests(
+    requests = plan_requests(
         "score", mixed_prompts, batch_size=2, served_model_name=None, tokenizer=prompt_builder.hf_tokenizer
     )
-    assert [(job.positions, job.body["queries"]) for job in jobs] == [
+    assert [(request.positions, request.body["queries"]) for request in requests] == [
         ((0, 2), ["q1", "q2"]),
         ((3,), ["q1"]),
         ((1,), ["q1"]),

@@ -9,7 +9,7 @@ Arrow table of ids and texts), but they name formats, ask for pyarrow and replac
   reader (or a rerun after a crash) sees the whole file or none. :func:`remove_temporaries` clears what a
   crash left behind.
 
-Part directories: ``score_file`` keeps a Parquet output's finished chunks in ``OUTPUT.parts/``, a batch
+Part directories: ``score_file`` keeps a Parquet output's finished parts in ``OUTPUT.parts/``, a batch
 job its finished shards in ``OUTPUT.shards/``; the two layouts differ, so do the names.
 """
 

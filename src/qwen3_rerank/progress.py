@@ -1,4 +1,4 @@
-"""The one progress bar: every long job (a large call, a file, an evaluation) reports through it.
+"""The one progress bar: every long task (a large call, a file, an evaluation) reports through it.
 
 One place decides how progress looks (tqdm, pairs/s and the time left, on stderr) and when it is off,
 so the library, the file runners and the command line cannot drift into four different bars.
@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class Progress(Protocol):
-    """What a job sees: ``update(n)`` after each ``n`` items done."""
+    """What a task sees: ``update(n)`` after each ``n`` items done."""
 
     def update(self, n: int) -> object: ...
 
@@ -28,9 +28,9 @@ class _Off:
 
 @contextmanager
 def progress(total: int, *, enabled: bool, desc: str, unit: str = "pair", initial: int = 0) -> Iterator[Progress]:
-    """A bar counting ``unit``s up to ``total`` (from ``initial``, a resumed job's done part); a no-op when off.
+    """A bar counting ``unit``s up to ``total`` (from ``initial``, a resumed task's done part); a no-op when off.
 
-    The bar is closed however the job ends, so an error is never printed over a half-drawn bar.
+    The bar is closed however the task ends, so an error is never printed over a half-drawn bar.
     """
     if not enabled:
         yield _Off()

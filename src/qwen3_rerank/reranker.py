@@ -292,7 +292,7 @@ class Reranker:
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         return self._run(self._planner.rank(query, documents, top_n, threshold, instruction, options, return_chunks))
 
-    # -- async API: the same jobs, built in a worker thread, scored without blocking the event loop ----------
+    # -- async API: the same calls, planned in a worker thread, scored without blocking the event loop -------
 
     async def ascore(
         self,

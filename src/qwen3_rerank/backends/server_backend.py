@@ -28,7 +28,7 @@ from ..checkpoints import hf_overrides_for, vllm_dtype_options
 from ..errors import BackendNotInstalledError, EngineError, Qwen3RerankTypeError, Qwen3RerankValueError, ServerError
 from ..validation import check_count
 from .loop_thread import LoopThread
-from .server_requests import Job, chat_template, plan_requests
+from .server_requests import Request, chat_template, plan_requests
 from .server_responses import parse_scores
 from .server_transport import ServerPool, normalise_urls
 
@@ -234,7 +234,7 @@ class ServerBackend:
 
     # -- requests -----------------------------------------------------------------------------------
 
-    def _plan(self, prompts: Sequence[Sequence[int]]) -> list[Job]:
+    def _plan(self, prompts: Sequence[Sequence[int]]) -> list[Request]:
         return plan_requests(
             self.endpoint,
             prompts,
@@ -243,28 +243,29 @@ class ServerBackend:
             tokenizer=self._tokenizer,
         )
 
-    async def _send(self, job: Job) -> list[float]:
-        """Scores for ``job.positions``, mapped by the response's own indices."""
-        n = len(job.positions)
+    async def _send(self, request: Request) -> list[float]:
+        """Scores for ``request.positions``, mapped by the response's own indices."""
+        n = len(request.positions)
 
         async def send(url: str) -> list[float]:
-            return parse_scores(self.endpoint, await self._pool.request("POST", url, job.path, job.body), n, url)
+            answer = await self._pool.request("POST", url, request.path, request.body)
+            return parse_scores(self.endpoint, answer, n, url)
 
-        return await self._pool.attempts(f"POST {job.path} ({n} prompts)", send)
+        return await self._pool.attempts(f"POST {request.path} ({n} prompts)", send)
 
-    async def _run_jobs(self, jobs: list[Job], n: int) -> list[float]:
+    async def _run_requests(self, requests: list[Request], n: int) -> list[float]:
         scores: list[float | None] = [None] * n
 
-        async def run(job: Job) -> None:
-            for position, score in zip(job.positions, await self._send(job), strict=True):
+        async def run(request: Request) -> None:
+            for position, score in zip(request.positions, await self._send(request), strict=True):
                 if scores[position] is not None:
                     raise EngineError(f"prompt {position} was scored twice; please report this bug")
                 scores[position] = score
 
         try:
             async with asyncio.TaskGroup() as group:
-                for job in jobs:
-                    group.create_task(run(job))
+                for request in requests:
+                    group.create_task(run(request))
         except BaseExceptionGroup as failed:
             # The first failure is the one to report; TaskGroup has cancelled the other requests.
             raise failed.exceptions[0] from None
@@ -278,8 +279,8 @@ class ServerBackend:
     def score_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
         if not prompts:
             return []
-        jobs = self._plan(prompts)
-        return self._run(self._run_jobs(jobs, len(prompts)))
+        requests = self._plan(prompts)
+        return self._run(self._run_requests(requests, len(prompts)))
 
     async def ascore_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
         if not prompts:
@@ -287,9 +288,9 @@ class ServerBackend:
         loop = self._loop
         if loop is None:
             raise EngineError("This server backend is closed; create a new one.")
-        jobs = self._plan(prompts)
+        requests = self._plan(prompts)
         try:
-            return await loop.arun(self._run_jobs(jobs, len(prompts)))
+            return await loop.arun(self._run_requests(requests, len(prompts)))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

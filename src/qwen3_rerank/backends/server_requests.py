@@ -23,7 +23,7 @@ from ..prompt import (
     split_canonical_prompt,
 )
 
-__all__ = ["Job", "chat_template", "plan_requests", "prompt_texts"]
+__all__ = ["Request", "chat_template", "plan_requests", "prompt_texts"]
 
 
 def chat_template() -> str:
@@ -40,7 +40,7 @@ def chat_template() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class Request:
     """One HTTP request: the prompts' positions in the caller's list and the body that scores them."""
 
     positions: tuple[int, ...]
@@ -69,7 +69,7 @@ def plan_requests(
     batch_size: int,
     served_model_name: str | None,
     tokenizer: Any = None,
-) -> list[Job]:
+) -> list[Request]:
     """The requests that score ``prompts``, at most ``batch_size`` prompts each.
 
     Warns (at the caller of ``ServerBackend.score_prompts``) when a text endpoint would turn user text into
@@ -79,7 +79,7 @@ def plan_requests(
     model_field: dict[str, Any] = {} if served_model_name is None else {"model": served_model_name}
     if endpoint == "classify":
         return [
-            Job(
+            Request(
                 positions=tuple(range(start, min(start + size, len(prompts)))),
                 path="/classify",
                 body={
@@ -106,15 +106,15 @@ def plan_requests(
     for position, (instruction, query, _) in enumerate(triples):
         key: tuple[str, ...] = (instruction, query) if endpoint == "rerank" else (instruction,)
         groups.setdefault(key, []).append(position)
-    jobs: list[Job] = []
+    requests: list[Request] = []
     for key, positions in groups.items():
         for start in range(0, len(positions), size):
-            chunk = tuple(positions[start : start + size])
-            documents = [triples[i][2] for i in chunk]
+            batch = tuple(positions[start : start + size])
+            documents = [triples[i][2] for i in batch]
             body: dict[str, Any] = {**model_field, "chat_template_kwargs": {"instruction": key[0]}}
             if endpoint == "rerank":
-                body |= {"query": key[1], "documents": documents, "top_n": len(chunk)}
+                body |= {"query": key[1], "documents": documents, "top_n": len(batch)}
             else:
-                body |= {"queries": [triples[i][1] for i in chunk], "documents": documents}
-            jobs.append(Job(positions=chunk, path=f"/{endpoint}", body=body))
-    return jobs
+                body |= {"queries": [triples[i][1] for i in batch], "documents": documents}
+            requests.append(Request(positions=batch, path=f"/{endpoint}", body=body))
+    return requests

@@ -104,7 +104,7 @@ class ServerPool:
         return self._client
 
     def _pick(self, tried: set[str], only: str | None) -> str:
-        """The least busy server that is not known to be down, preferring ones this job has not tried."""
+        """The least busy server that is not known to be down, preferring ones this request has not tried."""
         now = time.monotonic()
         with self._lock:
             if only is not None:
