@@ -178,3 +178,62 @@ def test_no_source_file_is_too_big_to_read() -> None:
     repo = Path(__file__).resolve().parents[1]
     sizes = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in (repo / "src").rglob("*.py")}
     assert {str(path.relative_to(repo)): n for path, n in sizes.items() if n > 480} == {}
+
+
+def _public_modules() -> set[str]:
+    """The public modules the package docstring names (besides the package itself)."""
+    import re
+
+    return {"qwen3_rerank", *re.findall(r"``(qwen3_rerank(?:\.\w+)+)``", qwen3_rerank.__doc__ or "")}
+
+
+def _api_page() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+
+
+def _api_targets() -> list[str]:
+    import re
+
+    return re.findall(r"^::: ([\w.]+)", _api_page(), re.M)
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a name inside a module, not a package
+        return False
+
+
+def _module_of(target: str) -> str:
+    parts = target.split(".")
+    return next(".".join(parts[:n]) for n in range(len(parts), 0, -1) if _is_module(".".join(parts[:n])))
+
+
+def test_the_package_docstring_says_every_other_module_is_internal() -> None:
+    doc = " ".join((qwen3_rerank.__doc__ or "").split())
+    assert "Every other module is internal" in doc
+    assert {"qwen3_rerank.errors", "qwen3_rerank.evaluation", "qwen3_rerank.files"} <= _public_modules()
+
+
+def test_the_api_page_documents_only_public_modules() -> None:
+    """Each ``::: target`` on docs/api.md lives in a module the package docstring calls public."""
+    public = _public_modules()
+    for target in _api_targets():
+        module = _module_of(target)
+        assert module in public, f"docs/api.md documents {target}, but {module} is not a public module"
+    shown = {_module_of(target) for target in _api_targets()}
+    assert public <= shown, f"public modules the API page never shows: {sorted(public - shown)}"
+
+
+def test_every_exported_name_is_documented_on_the_api_page() -> None:
+    page, targets = _api_page(), set(_api_targets())
+    for name in qwen3_rerank.__all__:
+        value = getattr(qwen3_rerank, name)
+        home = getattr(value, "__module__", None) if isinstance(value, type) or callable(value) else None
+        assert f"qwen3_rerank.{name}" in targets or home in targets or f"`{name}`" in page, (
+            f"qwen3_rerank.{name} is exported but docs/api.md never documents it"
+        )

@@ -1,4 +1,13 @@
-"""qwen3-rerank: exact, fast Qwen3-Reranker scoring on vLLM, for LlamaIndex and LangChain pipelines."""
+"""qwen3-rerank: exact, fast Qwen3-Reranker scoring on vLLM, for LlamaIndex and LangChain pipelines.
+
+What is public: the names in ``__all__`` (import them from ``qwen3_rerank``) and the public modules
+``qwen3_rerank.errors``, ``qwen3_rerank.checkpoints``, ``qwen3_rerank.adapter_support``,
+``qwen3_rerank.backends.registry``, ``qwen3_rerank.backends.vllm_backend``,
+``qwen3_rerank.backends.transformers_backend``, ``qwen3_rerank.backends.packed_backend``,
+``qwen3_rerank.backends.server_backend``, ``qwen3_rerank.evaluation`` and ``qwen3_rerank.files``, all
+documented on the Python API page (docs/api.md). Every other module is internal and may change in any
+release, even where its name has no leading underscore. tests/test_public_api.py pins both lists.
+"""
 
 from __future__ import annotations
 

@@ -154,6 +154,7 @@ _TABLE = (
 
 #: name -> backend, in the order the docs and the CLI list them
 BACKENDS: Mapping[str, BackendSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})
+#: the backend names, in that order: ``("vllm", "transformers", "server", "packed")``
 BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
 
 
