@@ -117,7 +117,10 @@ def test_empty_input_is_an_error(tiny_model_dir: Path) -> None:
     [
         (["rank", ""], "qwen3-rerank: error: the query is empty: give the text to rank the documents against"),
         (["rank", " \t"], "qwen3-rerank: error: the query is whitespace only"),
-        (["rank", "q", "--top-n", "0"], "qwen3-rerank: error: --top-n must be >= 1 (omit it for all documents), got 0"),
+        (
+            ["rank", "q", "--top-n", "0"],
+            "qwen3-rerank: error: --top-n must be a positive int (omit it for all documents), got 0",
+        ),
     ],
 )
 def test_an_empty_query_or_top_n_0_is_a_cli_error(tiny_model_dir: Path, args: list[str], message: str) -> None:

@@ -95,3 +95,12 @@ def test_the_eval_command_checks_its_counts(flag, value, capfd) -> None:
 
     assert main(["eval", "tests/fixtures/beir-mini", flag, value, "--no-progress"]) == 2
     assert f"{flag} must be a positive int (documents" in capfd.readouterr().err
+
+
+def test_top_n_bounds_are_the_count_check() -> None:
+    from qwen3_rerank.validation import check_top_n
+
+    assert check_top_n(None) is None and check_top_n(3) == 3
+    for bad in (0, -2):
+        with pytest.raises(Qwen3RerankValueError, match=r"^top_n must be a positive int \(or None for all documents\)"):
+            check_top_n(bad)

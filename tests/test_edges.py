@@ -253,8 +253,8 @@ def test_cli_dtype_float99_is_one_line(tmp_path, no_loading, capfd) -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        (["--top-n", "0"], "--top-n must be >= 1 (omit it for all documents), got 0"),
-        (["--top-n", "-1"], "--top-n must be >= 1 (omit it for all documents)"),
+        (["--top-n", "0"], "--top-n must be a positive int (omit it for all documents), got 0"),
+        (["--top-n", "-1"], "--top-n must be a positive int (omit it for all documents), got -1"),
         (["--threshold", "2"], "threshold must lie in"),
         (["--engine-option", "nokey"], "KEY=VALUE"),
         (["--engine-option", "=1"], "KEY=VALUE"),

@@ -152,16 +152,14 @@ def check_max_length(max_length: Any) -> int:
 
 def check_top_n(top_n: Any, name: str = "top_n", for_all: str = "or None for all documents") -> int | None:
     """``top_n`` as an int >= 1, or None; ``name`` and ``for_all`` spell the argument as the caller knows it
-    (the CLI: ``--top-n``, "omit it for all documents")."""
+    (the CLI: ``--top-n``, "omit it for all documents"). Not a number at all is a type error; a number
+    that is not a count is :func:`check_count`'s value error."""
     if top_n is None:
         return None
     # numbers.Integral admits numpy integers too; bool is an int but never a count.
     if isinstance(top_n, bool) or not isinstance(top_n, numbers.Integral):
         raise Qwen3RerankTypeError(f"{name} must be an int or None, got {type(top_n).__name__}: {top_n!r}")
-    top_n = int(top_n)
-    if top_n <= 0:
-        raise Qwen3RerankValueError(f"{name} must be >= 1 ({for_all}), got {top_n}")
-    return top_n
+    return check_count(top_n, name, note=for_all)
 
 
 def check_threshold(threshold: Any) -> float | None:
