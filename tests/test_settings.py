@@ -35,6 +35,12 @@ def test_every_way_of_making_settings_checks_them() -> None:
         dataclasses.replace(settings, max_length=0)
     with pytest.raises(Qwen3RerankValueError, match="backend must be 'vllm', 'transformers', 'server' or 'packed'"):
         RerankerSettings("some/model", backend="nope")  # type: ignore[arg-type]
+    with pytest.raises(Qwen3RerankValueError, match=r"^long_documents must be 'truncate' or 'chunk', got 'chonk'"):
+        ChunkOptions("chonk")  # type: ignore[arg-type]
+    with pytest.raises(Qwen3RerankValueError, match=r"^chunk_tokens must be an int >= 8 or None, got 4"):
+        dataclasses.replace(settings.chunking, chunk_tokens=4)
+    with pytest.raises(Qwen3RerankValueError, match=r"^chunk_overlap=8 must be smaller than chunk_tokens=8"):
+        ChunkOptions("chunk", 8, 8)
     options = {"dtype": "float32"}
     made = RerankerSettings("some/model", backend="transformers", engine_options=options)
     assert made.engine_options == options and made.engine_options is not options  # never the caller's mapping

@@ -41,16 +41,23 @@ class ChunkOptions:
     def create(
         cls, long_documents: Any = "truncate", chunk_tokens: Any = None, chunk_overlap: Any = 0, max_chunks: Any = 64
     ) -> ChunkOptions:
-        if long_documents not in LONG_DOCUMENT_MODES:
-            raise Qwen3RerankValueError(f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}")
-        tokens = check_optional_count(chunk_tokens, "chunk_tokens", minimum=8)
-        overlap = check_count(chunk_overlap, "chunk_overlap", minimum=0)
+        """Checked options (positional, as the CLI and the adapters hold them)."""
+        return cls(long_documents, chunk_tokens, chunk_overlap, max_chunks)
+
+    def __post_init__(self) -> None:
+        # The one check, however the options are made (create, the constructor, dataclasses.replace).
+        if self.long_documents not in LONG_DOCUMENT_MODES:
+            raise Qwen3RerankValueError(f"long_documents must be 'truncate' or 'chunk', got {self.long_documents!r}")
+        tokens = check_optional_count(self.chunk_tokens, "chunk_tokens", minimum=8)
+        overlap = check_count(self.chunk_overlap, "chunk_overlap", minimum=0)
         if tokens is not None and overlap >= tokens:
             raise Qwen3RerankValueError(
                 f"chunk_overlap={overlap} must be smaller than chunk_tokens={tokens} (each chunk has to move "
                 "forward); lower chunk_overlap."
             )
-        return cls(long_documents, tokens, overlap, check_optional_count(max_chunks, "max_chunks"))
+        object.__setattr__(self, "chunk_tokens", tokens)
+        object.__setattr__(self, "chunk_overlap", overlap)
+        object.__setattr__(self, "max_chunks", check_optional_count(self.max_chunks, "max_chunks"))
 
     def replace(
         self, long_documents: Any = None, chunk_tokens: Any = None, chunk_overlap: Any = None, max_chunks: Any = None

@@ -72,7 +72,7 @@ class RerankerSettings:
     def __post_init__(self) -> None:
         # The one check of a reranker's settings, whichever way they are made; microseconds, no model loads.
         check_text(self.model, "model")
-        if not isinstance(self.chunking, ChunkOptions):
+        if not isinstance(self.chunking, ChunkOptions):  # a ChunkOptions checks itself
             raise Qwen3RerankTypeError(f"chunking must be a ChunkOptions, got {type(self.chunking).__name__}")
         check_text(self.instruction, "instruction")
         object.__setattr__(self, "batch_size", check_count(self.batch_size, "batch_size"))
