@@ -6,7 +6,7 @@ What is public: the names in ``__all__`` (import them from ``qwen3_rerank``) and
 ``qwen3_rerank.backends.transformers_backend``, ``qwen3_rerank.backends.packed_backend``,
 ``qwen3_rerank.backends.server_backend``, ``qwen3_rerank.evaluation`` and ``qwen3_rerank.files``, all
 documented on the Python API page (docs/api.md). Every other module is internal and may change in any
-release, even where its name has no leading underscore. tests/test_public_api.py pins both lists.
+release, even where its name has no leading underscore. tests/unit/test_init_public_api.py pins both lists.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""What one call of the :class:`~qwen3_rerank.Reranker` scores, and how its scores become the answer.
+"""What one call of the [`Reranker`][qwen3_rerank.Reranker] scores, and how its scores become the answer.
 
-A :class:`CallPlanner` checks a call's arguments and builds its prompts (chunk mode included) into a
-:class:`Call`: the prompts, and ``finish``, which turns their scores (in prompt order) into what the call
-returns. :meth:`Call.run` (or :meth:`Call.arun`) scores each distinct prompt once on a backend and finishes.
+A [`CallPlanner`][qwen3_rerank.calls.CallPlanner] checks a call's arguments and builds its prompts (chunk mode included)
+into a [`Call`][qwen3_rerank.calls.Call]: the prompts, and ``finish``, which turns their scores (in prompt order) into
+what the call returns. [`Call.run`][qwen3_rerank.calls.Call.run] (or ``Call.arun``) scores each distinct prompt once on
+a backend and finishes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Call(Generic[T]):
         return self.finish(_in_input_order(scores, len(unique), slots))
 
     async def arun(self, backend: ScoringBackend, batch_size: int, show_progress: bool) -> T:
-        """As :meth:`run`, awaiting the backend."""
+        """As [`run`][qwen3_rerank.calls.Call.run], awaiting the backend."""
         unique, slots = unique_prompts(self.prompts)
         scores: list[float] = []
         for batch in _batches(unique, batch_size, show_progress):

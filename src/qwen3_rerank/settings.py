@@ -1,5 +1,6 @@
-"""The one spelling of a :class:`~qwen3_rerank.Reranker`'s settings: :class:`RerankerSettings`, frozen, with
-the long-document :class:`~qwen3_rerank.ChunkOptions` inside.
+"""The one spelling of a [`Reranker`][qwen3_rerank.Reranker]'s settings:
+[`RerankerSettings`][qwen3_rerank.RerankerSettings], frozen, with the long-document
+[`ChunkOptions`][qwen3_rerank.ChunkOptions] inside.
 
 A reranker is built from its settings, exposes them (``Reranker.settings``), pickles as them, and the Ray
 scorer, the CLI and the adapters build rerankers from them. Everything here is checked in microseconds,
@@ -27,12 +28,13 @@ DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 
 @dataclass(frozen=True, slots=True)
 class RerankerSettings:
-    """What a :class:`~qwen3_rerank.Reranker` is configured with; its arguments mean what the Reranker's do.
+    """What a [`Reranker`][qwen3_rerank.Reranker] is configured with; its arguments mean what the Reranker's do.
 
-    Build one with :meth:`create` (the Reranker's keywords, the chunk options flat); :meth:`keywords` gives
-    them back, so ``Reranker(**settings.keywords())`` rebuilds it. Every instance is checked when it is made
-    (by :meth:`create`, the constructor or ``dataclasses.replace``), so a Reranker never checks its settings
-    again. ``engine_options`` is the settings' own copy: treat it as read-only.
+    Build one with [`create()`][qwen3_rerank.RerankerSettings.create] (the Reranker's keywords, the chunk options
+    flat); [`keywords()`][qwen3_rerank.RerankerSettings.keywords] gives them back, so
+    ``Reranker(**settings.keywords())`` rebuilds it. Every instance is checked when it is made (by ``create``, the
+    constructor or ``dataclasses.replace``), so a Reranker never checks its settings again. ``engine_options`` is
+    the settings' own copy: treat it as read-only.
     """
 
     model: str = DEFAULT_MODEL
@@ -98,5 +100,6 @@ class RerankerSettings:
         return {**flat, **dataclasses.asdict(self.chunking)}
 
     def replace(self, **changes: Any) -> RerankerSettings:
-        """These settings with some changed (keyword names as for :meth:`create`), checked again."""
+        """These settings with some changed (keyword names as for [`create()`][qwen3_rerank.RerankerSettings.create]),
+        checked again."""
         return RerankerSettings.create(**{**self.keywords(), **changes})

@@ -134,7 +134,8 @@ def check_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> i
 
 
 def check_optional_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> int | None:
-    """:func:`check_count`, or None (which means no limit, or the default: ``note`` says which)."""
+    """[`check_count()`][qwen3_rerank.validation.check_count], or None (which means no limit, or the default: ``note``
+    says which)."""
     if value is None:
         return None
     try:
@@ -153,7 +154,7 @@ def check_max_length(max_length: Any) -> int:
 def check_top_n(top_n: Any, name: str = "top_n", for_all: str = "or None for all documents") -> int | None:
     """``top_n`` as an int >= 1, or None; ``name`` and ``for_all`` spell the argument as the caller knows it
     (the CLI: ``--top-n``, "omit it for all documents"). Not a number at all is a type error; a number
-    that is not a count is :func:`check_count`'s value error."""
+    that is not a count is ``check_count``'s value error."""
     if top_n is None:
         return None
     # numbers.Integral admits numpy integers too; bool is an int but never a count.

@@ -1,7 +1,7 @@
 """Score a file of (query, document) pairs on a Ray cluster, restartably.
 
 The driver reads and checks the pairs, cuts them into deterministic shards, and hands the shards not
-yet finished to Ray Data, whose actors (one :class:`~qwen3_rerank.Reranker` each, one GPU each when
+yet finished to Ray Data, whose actors (one [`Reranker`][qwen3_rerank.Reranker] each, one GPU each when
 there are GPUs) score them. Only ids and scores come back; the driver checks each shard's ids against
 the input, writes the shard atomically, and when every shard is done, joins them into the output.
 """
@@ -111,7 +111,7 @@ def run_batch_job(
 
     Args:
         model, backend, engine_options, instruction, max_length, batch_size: as for
-            :class:`~qwen3_rerank.Reranker`, one per actor. A row's ``instruction`` column overrides
+            [`Reranker`][qwen3_rerank.Reranker], one per actor. A row's ``instruction`` column overrides
             ``instruction`` for that pair.
         shard_size: pairs per shard: the unit of restart, progress and failure.
         num_actors: scoring actors (engines); default one per GPU of the cluster, else 1.
@@ -123,10 +123,11 @@ def run_batch_job(
         ray_address: cluster to join (``"auto"``, ``"ray://host:10001"``); default: the running one,
             ``RAY_ADDRESS``, or a local Ray started (and stopped) here.
         on_shard_done: called with (shard id, pairs) after each shard is written.
-        long_documents, chunk_tokens, chunk_overlap, max_chunks: as for :class:`~qwen3_rerank.Reranker`;
+        long_documents, chunk_tokens, chunk_overlap, max_chunks: as for [`Reranker`][qwen3_rerank.Reranker];
             in chunk mode a shard with a document that needs more than max_chunks fails (and says so).
 
-    Returns a :class:`BatchSummary`; ``output`` is None when shards failed (their errors are listed).
+    Returns a [`BatchSummary`][qwen3_rerank.batch.job.BatchSummary]; ``output`` is None when shards failed (their errors
+    are listed).
     """
     num_actors = check_optional_count(num_actors, "num_actors", note="None: one per GPU of the cluster, else 1")
     chunking = ChunkOptions.create(long_documents, chunk_tokens, chunk_overlap, max_chunks)

@@ -125,7 +125,8 @@ def check_pairs_table(table: pa.Table, source: str = "input") -> pa.Table:
 
 
 def write_atomically(table: pa.Table, path: str | os.PathLike[str], fmt: str) -> None:
-    """Write ``table`` whole or not at all (see :func:`qwen3_rerank.file_io.atomic_write`)."""
+    """Write ``table`` whole or not at all (see
+    [`qwen3_rerank.file_io.atomic_write()`][qwen3_rerank.file_io.atomic_write])."""
 
     def write(temporary: Path) -> None:
         if fmt == "parquet":

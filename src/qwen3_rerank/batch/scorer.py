@@ -1,4 +1,4 @@
-"""The Ray Data actor of a batch job: one :class:`~qwen3_rerank.Reranker` (one engine) per actor."""
+"""The Ray Data actor of a batch job: one [`Reranker`][qwen3_rerank.Reranker] (one engine) per actor."""
 
 from __future__ import annotations
 

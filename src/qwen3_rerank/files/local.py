@@ -34,7 +34,7 @@ __all__ = ["FORMATS", "ScoreFileJob", "ScoreFileResult", "detect_format", "plan_
 
 @dataclass(frozen=True, slots=True)
 class ScoreFileResult:
-    """What a :func:`~qwen3_rerank.files.score_file` call did."""
+    """What a [`score_file()`][qwen3_rerank.files.score_file] call did."""
 
     output: Path
     format: str
@@ -52,7 +52,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def row_format(name: str, cols: Columns) -> RowFormat:
-    """The :class:`~qwen3_rerank.files.rows.RowFormat` called ``name``."""
+    """The [`RowFormat`][qwen3_rerank.files.rows.RowFormat] called ``name``."""
     if name == "parquet":
         from .parquet import ParquetFormat  # needs pyarrow
 
@@ -67,7 +67,7 @@ def manifest_of(output: Path) -> Manifest:
 
 
 class ScoreFileJob:
-    """A checked, resumable scoring job, made by :func:`~qwen3_rerank.files.plan_score_file`.
+    """A checked, resumable scoring job, made by [`plan_score_file()`][qwen3_rerank.files.plan_score_file].
 
     Planning does everything that needs no model (formats, columns, counting, repairing and checking a
     partial output and its settings), so a command can report bad input, or that nothing is left to do,
@@ -153,8 +153,8 @@ def plan_score_file(
 ) -> ScoreFileJob:
     """Check the input and any partial output, and return the job that scores the remaining rows.
 
-    The arguments are those of :func:`~qwen3_rerank.files.score_file`; ``settings`` (from
-    :func:`~qwen3_rerank.files.run_settings`) are what the job will score with: a partial
+    The arguments are those of [`score_file()`][qwen3_rerank.files.score_file]; ``settings`` (from
+    [`run_settings()`][qwen3_rerank.files.run_settings]) are what the job will score with: a partial
     output scored with other settings is refused, naming the fields that differ. A torn last row of a
     partial output is cut off here.
     """
@@ -230,7 +230,7 @@ def score_file(
     """Score every (query, document) row of ``input_path`` into ``output_path``, resuming a partial output.
 
     Args:
-        reranker: any :class:`~qwen3_rerank.Reranker`; rows without an instruction get its instruction.
+        reranker: any [`Reranker`][qwen3_rerank.Reranker]; rows without an instruction get its instruction.
             A partial output scored by a reranker with other settings (model, backend, dtype, instruction,
             max_length, chunking, package version) is refused.
         input_path: a ``.jsonl``, ``.csv`` or ``.parquet`` file with ``query`` and ``document`` columns and

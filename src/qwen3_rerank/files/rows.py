@@ -1,5 +1,5 @@
 """Rows of a pairs file as the scorer sees them: column names, checked pairs, chunks, and the written
-:class:`~qwen3_rerank.files.rows.RowFormat` protocol every format (JSONL, CSV, Parquet) implements."""
+[`RowFormat`][qwen3_rerank.files.rows.RowFormat] protocol every format (JSONL, CSV, Parquet) implements."""
 
 from __future__ import annotations
 

@@ -4,13 +4,14 @@ removed module)."""
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+
+from paths import REPO
 
 OURS = ("qwen3_rerank", "langchain_qwen3_rerank", "llama_index.postprocessor.qwen3_rerank")
 
 
 def _mypy() -> dict:
-    return tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["mypy"]
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
 
 
 def test_missing_imports_are_errors_except_for_listed_third_party_packages() -> None:
