@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends.base import ScoringBackend
-from .backends.registry import BackendName, backend_choices, check_backend_name
+from .backends.registry import BackendName, backend_choices, check_backend_name, copy_engine_options
 from .chunking import ChunkOptions, LongDocuments
 from .errors import Qwen3RerankTypeError, Qwen3RerankValueError
 from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
@@ -90,7 +90,7 @@ class RerankerSettings:
         elif self.engine_options:
             raise Qwen3RerankValueError("engine_options apply to a backend qwen3-rerank opens, not to one you pass in")
         if self.engine_options is not None:
-            object.__setattr__(self, "engine_options", dict(self.engine_options))  # never the caller's mapping
+            object.__setattr__(self, "engine_options", copy_engine_options(self.engine_options))  # never the caller's
 
     def keywords(self) -> dict[str, Any]:
         """The Reranker's keyword arguments for these settings (``model`` included, chunk options flat)."""

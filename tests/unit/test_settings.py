@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from qwen3_rerank import ChunkOptions, Qwen3RerankValueError, Reranker, RerankerSettings
+from qwen3_rerank import ChunkOptions, Qwen3RerankTypeError, Qwen3RerankValueError, Reranker, RerankerSettings
 
 FLOAT32 = {"dtype": "float32"}
 
@@ -41,6 +41,8 @@ def test_every_way_of_making_settings_checks_them() -> None:
         dataclasses.replace(settings.chunking, chunk_tokens=4)
     with pytest.raises(Qwen3RerankValueError, match=r"^chunk_overlap=8 must be smaller than chunk_tokens=8"):
         ChunkOptions("chunk", 8, 8)
+    with pytest.raises(Qwen3RerankTypeError, match=r"^engine_options must be a dict of option names to values"):
+        RerankerSettings.create("some/model", engine_options=[("dtype", "float32")])  # type: ignore[arg-type]
     options = {"dtype": "float32"}
     made = RerankerSettings("some/model", backend="transformers", engine_options=options)
     assert made.engine_options == options and made.engine_options is not options  # never the caller's mapping

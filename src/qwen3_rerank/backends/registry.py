@@ -35,6 +35,7 @@ __all__ = [
     "backend_choices",
     "check_backend_name",
     "check_engine_options",
+    "copy_engine_options",
     "loads_checkpoint",
     "needs_gpu",
     "open_backend",
@@ -189,16 +190,21 @@ def needs_gpu(name: str) -> bool:
     return _spec(name).needs_gpu
 
 
-def check_engine_options(backend: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A copy of ``options`` once every name is one ``backend`` takes and ``dtype`` is one it knows."""
-    spec = _spec(backend)
+def copy_engine_options(options: Any) -> dict[str, Any]:
+    """A plain-dict copy of ``options`` (None: empty); anything but a mapping (a list of pairs ...) is refused."""
     if options is None:
-        options = {}
+        return {}
     if not isinstance(options, Mapping):
         raise Qwen3RerankTypeError(
             f"engine_options must be a dict of option names to values, got {type(options).__name__}"
         )
-    options = dict(options)
+    return dict(options)
+
+
+def check_engine_options(backend: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``options`` once every name is one ``backend`` takes and ``dtype`` is one it knows."""
+    spec = _spec(backend)
+    options = copy_engine_options(options)
     for name in options:
         if not isinstance(name, str):
             raise Qwen3RerankTypeError(f"engine_options names must be str, got {name!r}")
