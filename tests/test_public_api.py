@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import qwen3_rerank
 
@@ -154,21 +155,52 @@ def test_no_deliberate_raise_of_a_bare_builtin() -> None:
     assert {f: len(v) for f, v in found.items()} == _BARE_RAISES_ALLOWED, found
 
 
-def test_every_module_declares_its_surface_and_one_cross_reference_syntax() -> None:
-    """docs/contributing.md: every module says what it exports (``__all__``); docstrings cross-reference with
-    one syntax, the ``:class:`` / ``:func:`` / ``:meth:`` roles (not mkdocstrings' ``[name][path]`` links)."""
-    import re
-    from pathlib import Path
-
+def _sources() -> list[Path]:
     repo = Path(__file__).resolve().parents[1]
     sources = [*(repo / "src").rglob("*.py"), *(repo / "integrations").glob("*/*/**/*.py")]
-    sources = [path for path in sources if "tests" not in path.parts]
-    link = re.compile(r"`\]\[[A-Za-z_][\w.]*\]")
-    for path in sources:
+    return [path for path in sources if "tests" not in path.parts]
+
+
+def test_every_module_declares_its_surface_and_one_cross_reference_syntax() -> None:
+    """docs/contributing.md: every module says what it exports (``__all__``); docstrings cross-reference with
+    one syntax, mkdocstrings' links ``[`name`][qwen3_rerank.path.name]`` (rendered as links on the API page),
+    never Sphinx roles such as ``:class:`` (which mkdocstrings prints as plain text)."""
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    role = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj):`")
+    for path in _sources():
         text = path.read_text(encoding="utf-8")
-        assert not link.search(text), f"{path}: use :class:`~...` / :func:`~...` cross-references"
+        assert not role.search(text), f"{path}: cross-reference with [`Name`][qwen3_rerank.path.Name], not a role"
         if path.is_relative_to(repo / "src") and path.name != "__main__.py":
             assert re.search(r"^__all__ = ", text, re.M), f"{path} has no __all__"
+
+
+def test_every_cross_reference_names_an_object_that_exists() -> None:
+    """A link whose target was renamed or moved is caught here, also in docstrings the API page does not render."""
+    import importlib
+    import re
+
+    link = re.compile(r"\]\[((?:qwen3_rerank|langchain_qwen3_rerank|llama_index)(?:\.\w+)*)\]")
+    targets = {target for path in _sources() for target in link.findall(path.read_text(encoding="utf-8"))}
+    assert len(targets) > 40  # the pattern still matches what the docstrings write
+    broken = []
+    for target in sorted(targets):
+        parts = target.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for name in parts[cut:]:
+                    obj = getattr(obj, name) if hasattr(obj, name) else obj.__annotations__[name]
+            except (AttributeError, KeyError):
+                broken.append(target)
+            break
+        else:
+            broken.append(target)
+    assert broken == []
 
 
 def test_no_source_file_is_too_big_to_read() -> None:

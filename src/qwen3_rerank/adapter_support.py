@@ -4,16 +4,17 @@ Kept in the core so the LlamaIndex and LangChain distributions agree on one rule
 for adapter authors (its ``__all__`` is pinned by tests/test_public_api.py and stable within 0.1).
 
 An adapter is a pydantic model whose fields are everything needed to reopen its reranker (the model and
-:data:`RERANKER_FIELDS`) plus its own options. So ``model_validate(model_dump())``, ``from_dict``,
-pickle, cloudpickle and ``deepcopy`` all open a reranker with the same settings; in the same process the
-vLLM engine is shared, not started again. A shallow copy (``model_copy()``) shares the reranker but never
-owns it: closing the copy leaves the original's engine open.
+``RERANKER_FIELDS``) plus its own options. So
+``model_validate(model_dump())``, ``from_dict``, pickle, cloudpickle and ``deepcopy`` all open a reranker with the same
+settings; in the same process the vLLM engine is shared, not started again. A shallow copy (``model_copy()``) shares the
+reranker but never owns it: closing the copy leaves the original's engine open.
 
-The fields both adapters share are declared once, in :class:`RerankerAdapterFields` (pydantic v2, which
-LangChain and LlamaIndex both bring): a wrong type or value is a ``pydantic.ValidationError`` at
-construction and on assignment, so ``except ValidationError`` around a config loaded from YAML or the
-environment catches it. The rules themselves are the core's (``check_top_n``, ``check_threshold``,
-:class:`~qwen3_rerank.chunking.ChunkOptions`); a direct call of the core keeps its ``Qwen3RerankTypeError``.
+The fields both adapters share are declared once, in
+[`RerankerAdapterFields`][qwen3_rerank.adapter_support.RerankerAdapterFields] (pydantic v2, which LangChain and
+LlamaIndex both bring): a wrong type or value is a ``pydantic.ValidationError`` at construction and on assignment, so
+``except ValidationError`` around a config loaded from YAML or the environment catches it. The rules themselves are the
+core's (``check_top_n``, ``check_threshold``, [`ChunkOptions`][qwen3_rerank.ChunkOptions]); a direct call of the core
+keeps its ``Qwen3RerankTypeError``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ __all__ = [
     "given_reranker",
 ]
 
-#: The :class:`~qwen3_rerank.Reranker` constructor settings an adapter keeps as fields (besides ``model``).
+#: The [`Reranker`][qwen3_rerank.Reranker] constructor settings an adapter keeps as fields (besides ``model``).
 RERANKER_FIELDS = ("backend", "engine_options", "max_length", "batch_size", "tokenizer", "show_progress")
 
 #: The per-call long-document options an adapter keeps as fields (None: the reranker's own).
@@ -135,9 +136,9 @@ def adapter_fields(
 ) -> dict[str, Any]:
     """The ``model``, ``instruction`` and reranker-settings fields of an adapter.
 
-    Takes the :data:`RERANKER_FIELDS` out of ``options`` (what is left there is not ours: pydantic
-    reports it as an extra input). For a passed-in reranker the fields are its own settings, so a round
-    trip reopens the same reranker; its default instruction becomes the adapter's ``instruction``.
+    Takes the ``RERANKER_FIELDS`` out of ``options`` (what is left there
+    is not ours: pydantic reports it as an extra input). For a passed-in reranker the fields are its own settings, so a
+    round trip reopens the same reranker; its default instruction becomes the adapter's ``instruction``.
     """
     settings = {name: options.pop(name) for name in RERANKER_FIELDS if name in options}
     if device is not None:
@@ -158,14 +159,15 @@ def adapter_fields(
 
 
 def check_chunk_fields(options: Mapping[str, Any]) -> None:
-    """Check an adapter's :data:`CHUNK_FIELDS` at construction (as the reranker would at the first query)."""
+    """Check an adapter's ``CHUNK_FIELDS`` at construction (as the reranker
+    would at the first query)."""
     ChunkOptions.create().replace(*(options.get(name) for name in CHUNK_FIELDS))
 
 
 def first_tokens(reranker: Reranker, texts: Sequence[str], max_tokens: Any, what: str = "max_tokens") -> list[str]:
     """Each text cut after about its first ``max_tokens`` tokens (Cohere's ``max_tokens_per_doc``).
 
-    The cut is the chunk cutter's (:func:`~qwen3_rerank.chunking.cut_documents`): the kept text is
+    The cut is the chunk cutter's (``cut_documents()``): the kept text is
     the first chunk of that size, so the prompt holds at most ``max_tokens`` of its ids, cut at a word (or
     character) boundary. The reranker's ``max_length`` still applies on top.
     """
@@ -185,7 +187,9 @@ def chunk_metadata(ranked: RankedDocument) -> dict[str, Any] | None:
 
 @contextmanager
 def given_reranker(reranker: Reranker | None) -> Iterator[None]:
-    """Hands a passed-in reranker to :meth:`RerankerAdapterMixin.model_post_init` during ``__init__``."""
+    """Hands a passed-in reranker to
+    ``RerankerAdapterMixin.model_post_init()`` during
+    ``__init__``."""
     token = _GIVEN.set(reranker)
     try:
         yield
@@ -234,9 +238,11 @@ def adapter_rank(
     instruction: str | None = None,
     **options: Any,
 ) -> tuple[RankedDocument, ...]:
-    """:meth:`Reranker.rank`, where ``top_n=0`` checks the input and returns nothing without scoring.
+    """[`Reranker.rank()`][qwen3_rerank.Reranker.rank], where ``top_n=0`` checks the input and returns nothing without
+    scoring.
 
-    ``options`` are :meth:`Reranker.rank`'s per-call options (``long_documents``, ``chunk_tokens`` ...).
+    ``options`` are [`Reranker.rank()`][qwen3_rerank.Reranker.rank]'s per-call options (``long_documents``,
+    ``chunk_tokens`` ...).
     """
     if top_n == 0:
         check_query(query, instruction, reranker.instruction)
@@ -255,7 +261,7 @@ async def adapter_arank(
     instruction: str | None = None,
     **options: Any,
 ) -> tuple[RankedDocument, ...]:
-    """Async :func:`adapter_rank`."""
+    """Async [`adapter_rank()`][qwen3_rerank.adapter_support.adapter_rank]."""
     if top_n == 0:
         return adapter_rank(reranker, query, texts, 0, instruction=instruction)
     return await reranker.arank(query, texts, top_n, threshold, instruction=instruction, **options)
@@ -291,14 +297,15 @@ def _check_chunk_field(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-#: A chunk count; its bounds are :class:`~qwen3_rerank.chunking.ChunkOptions`'s.
+#: A chunk count; its bounds are [`ChunkOptions`][qwen3_rerank.ChunkOptions]'s.
 ChunkCount = Annotated[int | None, BeforeValidator(_plain_number), AfterValidator(_check_chunk_field)]
 
 
 class RerankerAdapterFields(BaseModel):
-    """The pydantic fields every adapter shares, declared once: the model, :data:`RERANKER_FIELDS`
-    (frozen: they made the reranker), ``top_n``, ``score_threshold``, ``instruction`` and
-    :data:`CHUNK_FIELDS`. An adapter redeclares a field only to change its default (``top_n``)."""
+    """The pydantic fields every adapter shares, declared once: the model,
+    ``RERANKER_FIELDS`` (frozen: they made the reranker), ``top_n``,
+    ``score_threshold``, ``instruction`` and ``CHUNK_FIELDS``. An adapter
+    redeclares a field only to change its default (``top_n``)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -334,9 +341,10 @@ def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
 class RerankerAdapterMixin:
     """Reranker ownership and round trips for a pydantic adapter (put it first among the bases).
 
-    The adapter declares the fields ``model``, ``instruction``, :data:`RERANKER_FIELDS` and
-    :data:`CHUNK_FIELDS` and the private attributes ``_reranker`` and ``_owns_reranker``, and builds inside
-    ``with given_reranker(reranker):``.
+    The adapter declares the fields ``model``, ``instruction``,
+    ``RERANKER_FIELDS`` and
+    ``CHUNK_FIELDS`` and the private attributes ``_reranker`` and
+    ``_owns_reranker``, and builds inside ``with given_reranker(reranker):``.
     """
 
     _reranker: Reranker
@@ -361,13 +369,14 @@ class RerankerAdapterMixin:
     def _rank(
         self, query: Query, texts: Sequence[str], top_n: int | None, threshold: float | None = None
     ) -> tuple[RankedDocument, ...]:
-        """:func:`adapter_rank` with this adapter's instruction and chunk fields."""
+        """[`adapter_rank()`][qwen3_rerank.adapter_support.adapter_rank] with this adapter's instruction and chunk
+        fields."""
         return adapter_rank(self._reranker, query, texts, top_n, threshold, **self._call_options())
 
     async def _arank(
         self, query: Query, texts: Sequence[str], top_n: int | None, threshold: float | None = None
     ) -> tuple[RankedDocument, ...]:
-        """Async :meth:`_rank`."""
+        """Async [`_rank()`][qwen3_rerank.adapter_support.RerankerAdapterMixin._rank]."""
         return await adapter_arank(self._reranker, query, texts, top_n, threshold, **self._call_options())
 
     def _call_options(self) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""What one call of the :class:`~qwen3_rerank.Reranker` scores, and how its scores become the answer.
+"""What one call of the [`Reranker`][qwen3_rerank.Reranker] scores, and how its scores become the answer.
 
-A :class:`CallPlanner` checks a call's arguments and builds its prompts (chunk mode included) into a
-:class:`Call`: the prompts, and ``finish``, which turns their scores (in prompt order) into what the call
-returns. The Reranker only scores the prompts, sync or async.
+A [`CallPlanner`][qwen3_rerank.calls.CallPlanner] checks a call's arguments and builds its prompts (chunk mode included)
+into a [`Call`][qwen3_rerank.calls.Call]: the prompts, and ``finish``, which turns their scores (in prompt order) into
+what the call returns. The Reranker only scores the prompts, sync or async.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What a checkpoint is, resolved once: :class:`Checkpoint` (path, config, kind, context length, vLLM
-overrides), and the one place its config.json is read and checked.
+"""What a checkpoint is, resolved once: [`Checkpoint`][qwen3_rerank.checkpoints.Checkpoint] (path, config, kind, context
+length, vLLM overrides), and the one place its config.json is read and checked.
 
 Two kinds of Qwen3-Reranker checkpoint score the same: Qwen's original causal LM, and converted
 sequence-classification ones. Conversions such as the sentence-transformers ``*-seq-cls`` checkpoints
@@ -59,7 +59,9 @@ def _label_count(config: Mapping[str, Any]) -> int:
 
 
 def kind_of_config(config: Mapping[str, Any], model: str) -> str:
-    """:data:`CAUSAL_LM` or :data:`SEQUENCE_CLASSIFICATION` for a parsed config.json of ``model``."""
+    """``CAUSAL_LM`` or
+    ``SEQUENCE_CLASSIFICATION`` for a parsed config.json of
+    ``model``."""
     architectures = config.get("architectures") or []
     if _SEQ_CLS_ARCHITECTURE not in architectures:
         return CAUSAL_LM
@@ -114,15 +116,16 @@ class Checkpoint:
     #: its config.json, when at hand
     config_path: str | None = None
     config: Mapping[str, Any] | None = None
-    #: :data:`CAUSAL_LM` (also when the config is not at hand) or :data:`SEQUENCE_CLASSIFICATION`
+    #: ``CAUSAL_LM`` (also when the config is not at hand) or
+    #: ``SEQUENCE_CLASSIFICATION``
     kind: str = CAUSAL_LM
     #: ``max_position_embeddings`` when the config is at hand and its RoPE is not scaled; else None
     context_length: int | None = None
 
     @property
     def hf_overrides(self) -> dict[str, Any]:
-        """What makes vLLM load it as the yes/no classifier: :data:`HF_OVERRIDES` for an original
-        checkpoint, none for a converted one (it already has its one-logit score head)."""
+        """What makes vLLM load it as the yes/no classifier: ``HF_OVERRIDES`` for
+        an original checkpoint, none for a converted one (it already has its one-logit score head)."""
         return {} if self.kind == SEQUENCE_CLASSIFICATION else dict(HF_OVERRIDES)
 
     @property
@@ -217,10 +220,12 @@ def checkpoint_kind(model: str) -> str:
 
 
 def hf_overrides_for(model: str) -> dict[str, Any]:
-    """:attr:`Checkpoint.hf_overrides` of ``model`` (for ``vllm serve`` command lines)."""
+    """[`Checkpoint.hf_overrides`][qwen3_rerank.checkpoints.Checkpoint.hf_overrides] of ``model`` (for ``vllm serve``
+    command lines)."""
     return Checkpoint.cached(model).hf_overrides
 
 
 def vllm_dtype_options(model: str) -> dict[str, str]:
-    """:attr:`Checkpoint.vllm_dtype_options` of ``model`` (for ``vllm serve`` command lines)."""
+    """[`Checkpoint.vllm_dtype_options`][qwen3_rerank.checkpoints.Checkpoint.vllm_dtype_options] of ``model`` (for
+    ``vllm serve`` command lines)."""
     return Checkpoint.cached(model).vllm_dtype_options

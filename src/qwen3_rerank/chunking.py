@@ -1,8 +1,9 @@
 """Long documents in chunk mode: cut each document into chunks, score them all in one go, keep the best.
 
-This module holds the options (:class:`ChunkOptions`), the cutter (:func:`cut_documents`, the boundary
-rule), the bound on cost and the plan of a call's chunk prompts; the prompts themselves come from the one
-prompt builder (:meth:`qwen3_rerank.PromptBuilder.chunk_prompts`).
+This module holds the options ([`ChunkOptions`][qwen3_rerank.ChunkOptions]), the cutter
+(``cut_documents()``, the boundary rule), the bound on cost and the plan of a
+call's chunk prompts; the prompts themselves come from the one prompt builder
+([`qwen3_rerank.PromptBuilder.chunk_prompts()`][qwen3_rerank.PromptBuilder.chunk_prompts]).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Exceptions raised by qwen3-rerank. Every message says what was wrong and how to fix it.
 
-Every error raised on purpose derives from :class:`Qwen3RerankError` and from the builtin it stands for,
-so ``except ValueError`` and ``except Qwen3RerankError`` both work::
+Every error raised on purpose derives from [`Qwen3RerankError`][qwen3_rerank.Qwen3RerankError] and from the builtin it
+stands for, so ``except ValueError`` and ``except Qwen3RerankError`` both work::
 
     Qwen3RerankError
     ├── Qwen3RerankValueError (ValueError)        bad argument or input value

@@ -3,11 +3,14 @@
 Both scorers keep their own readers (``score_file`` streams rows of any columns; ``batch`` loads a checked
 Arrow table of ids and texts), but they name formats, ask for pyarrow and replace files the same way:
 
-- :func:`detect_format`: ``jsonl`` / ``csv`` / ``parquet`` from an explicit choice or the suffix.
-- :func:`import_pyarrow`: pyarrow, or a :class:`~qwen3_rerank.errors.BackendNotInstalledError` naming the extra.
-- :func:`atomic_write`: write a temporary file beside the target, fsync it, rename it into place, so a
-  reader (or a rerun after a crash) sees the whole file or none. :func:`remove_temporaries` clears what a
-  crash left behind.
+- [`detect_format()`][qwen3_rerank.file_io.detect_format]: ``jsonl`` / ``csv`` / ``parquet`` from an explicit choice or
+the suffix.
+- [`import_pyarrow()`][qwen3_rerank.file_io.import_pyarrow]: pyarrow, or a
+[`BackendNotInstalledError`][qwen3_rerank.BackendNotInstalledError] naming the extra.
+- [`atomic_write()`][qwen3_rerank.file_io.atomic_write]: write a temporary file beside the target, fsync it, rename it
+into place, so a
+  reader (or a rerun after a crash) sees the whole file or none.
+  [`remove_temporaries()`][qwen3_rerank.file_io.remove_temporaries] clears what a crash left behind.
 
 Part directories: ``score_file`` keeps a Parquet output's finished chunks in ``OUTPUT.parts/``, a batch
 job its finished shards in ``OUTPUT.shards/``; the two layouts differ, so do the names.
@@ -105,7 +108,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def remove_temporaries(path: str | os.PathLike[str]) -> None:
-    """Delete the temporary files an interrupted :func:`atomic_write` to ``path`` left behind."""
+    """Delete the temporary files an interrupted [`atomic_write()`][qwen3_rerank.file_io.atomic_write] to ``path`` left
+    behind."""
     path = Path(path)
     if path.parent.is_dir():
         for stale in path.parent.glob(f".{path.name}.*.tmp"):

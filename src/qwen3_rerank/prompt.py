@@ -81,7 +81,8 @@ def canonical_prompt(instruction: str, query: str, document: str) -> str:
 
 
 def split_canonical_prompt(text: str) -> tuple[str, str, str] | None:
-    """(instruction, query, document) that :func:`canonical_prompt` turns back into ``text``; None if no fit.
+    """(instruction, query, document) that [`canonical_prompt()`][qwen3_rerank.canonical_prompt] turns back into
+    ``text``; None if no fit.
 
     Splitting at the first query and document markers is exact even when user text contains them:
     canonical_prompt puts the markers back between the parts, so the rendered string is the same.
@@ -121,7 +122,8 @@ class DocumentChunk:
 
     ``document[char_start:char_end]`` is the chunk's text, and the chunk was scored with the canonical prompt
     of that text. ``token_start:token_end`` is its span in the document's own ids (those of
-    ``" " + document``, :meth:`PromptBuilder.document_ids`). ``score`` is None until the chunk is scored.
+    ``" " + document``, [`PromptBuilder.document_ids()`][qwen3_rerank.PromptBuilder.document_ids]). ``score`` is None
+    until the chunk is scored.
     """
 
     index: int
@@ -300,7 +302,7 @@ class PromptBuilder:
 
     def chunk_prompts(self, instruction: str, query: str, chunk_ids: Iterable[Sequence[int]]) -> list[list[int]]:
         """The canonical prompt of each chunk, given the ids of its ``" " + text`` (see
-        :func:`qwen3_rerank.chunking.cut_documents`)."""
+        ``qwen3_rerank.chunking.cut_documents()``)."""
         start = [*self.prefix_ids, *self._head_ids(instruction, query)]
         suffix = list(self.suffix_ids)
         return [[*start, *ids, *suffix] for ids in chunk_ids]

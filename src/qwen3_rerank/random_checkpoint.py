@@ -68,8 +68,8 @@ def write_random_checkpoint(
 ) -> Path:
     """Write a seeded random Qwen3ForCausalLM checkpoint plus tokenizer files; return its directory.
 
-    ``shape`` is one of :data:`SHAPES`; ``dtype`` is "float32" or "bfloat16"; ``device`` may be "cuda"
-    to initialise large shapes quickly.
+    ``shape`` is one of [`SHAPES`][qwen3_rerank.random_checkpoint.SHAPES]; ``dtype`` is "float32" or "bfloat16";
+    ``device`` may be "cuda" to initialise large shapes quickly.
     """
     if shape not in SHAPES:
         raise Qwen3RerankValueError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")

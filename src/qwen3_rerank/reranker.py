@@ -1,4 +1,4 @@
-"""The scorer API: configure a :class:`Reranker` once, then score, rank, sync or async."""
+"""The scorer API: configure a [`Reranker`][qwen3_rerank.Reranker] once, then score, rank, sync or async."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from .calls import Call, CallPlanner
 from .checkpoints import Checkpoint
 from .chunking import ChunkOptions, LongDocuments
 from .errors import EngineError, Qwen3RerankTypeError, Qwen3RerankValueError
-from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .progress import progress
+from .prompt import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DocumentChunk, PromptBuilder
 from .results import RankedDocument
 from .settings import DEFAULT_MODEL, RerankerSettings
 from .validation import (
@@ -40,7 +40,7 @@ class Reranker:
         backend: ``"vllm"`` (default, in-process), ``"transformers"`` (reference, no vLLM needed),
             ``"packed"`` (shared-prefix padding-free scoring on one GPU or the CPU, no vLLM needed),
             ``"server"`` (running vLLM servers; ``engine_options={"base_urls": [...]}``), or a
-            :class:`~qwen3_rerank.backends.base.ScoringBackend` object (e.g. one shared by several rerankers;
+            [`ScoringBackend`][qwen3_rerank.ScoringBackend] object (e.g. one shared by several rerankers;
             closing the reranker leaves such an object open).
         instruction: the task instruction used when a call gives none. The most specific instruction wins:
             a query given as an ``(instruction, query)`` tuple uses its own (``(None, query)`` means none of
@@ -60,16 +60,16 @@ class Reranker:
         chunk_tokens: ids per chunk in chunk mode; None: all that fits beside the template and query.
         chunk_overlap: ids consecutive chunks share (about; cuts fall on word boundaries), < chunk_tokens.
         max_chunks: most chunks per document; a document that needs more raises
-            :class:`~qwen3_rerank.errors.DocumentTooLongError` before anything is scored. None: no limit.
+            [`DocumentTooLongError`][qwen3_rerank.DocumentTooLongError] before anything is scored. None: no limit.
 
     Documents may be any iterable of str (a list, tuple, generator, pandas Series, numpy array ...); it is
     read once. Identical prompts (the same document for the same query) are scored once, so their scores
-    are identical and ties keep input order in :meth:`rank`.
+    are identical and ties keep input order in [`rank()`][qwen3_rerank.Reranker.rank].
 
     Every argument is checked before the tokenizer or model loads, so a typo fails at once.
 
     Scores are Python floats in [0, 1]: P(yes) / (P(yes) + P(no)) for the prompt Qwen3-Reranker was
-    trained with. Use as a context manager, or call :meth:`close`, to release the engine.
+    trained with. Use as a context manager, or call [`close()`][qwen3_rerank.Reranker.close], to release the engine.
     """
 
     def __init__(
@@ -139,7 +139,8 @@ class Reranker:
 
     @classmethod
     def from_settings(cls, settings: RerankerSettings) -> Reranker:
-        """A reranker configured by ``settings`` (what :attr:`settings` of another one returns)."""
+        """A reranker configured by ``settings`` (what [`settings`][qwen3_rerank.Reranker.settings] of another one
+        returns)."""
         if not isinstance(settings, RerankerSettings):
             raise Qwen3RerankTypeError(f"settings must be a RerankerSettings, got {type(settings).__name__}")
         return cls(**settings.keywords())
@@ -266,7 +267,8 @@ class Reranker:
         return self._run(self._planner.pairs(pairs, instruction, options))
 
     def compute_scores(self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None) -> list[float]:
-        """Alias of :meth:`score_pairs`, the name the original Qwen3-Reranker script uses."""
+        """Alias of [`score_pairs()`][qwen3_rerank.Reranker.score_pairs], the name the original Qwen3-Reranker script
+        uses."""
         return self.score_pairs(pairs, instruction=instruction)
 
     def score_chunks(
@@ -322,7 +324,8 @@ class Reranker:
         chunk_overlap: int | None = None,
         max_chunks: int | None = None,
     ) -> list[float]:
-        """Async :meth:`score`; the engine works in another thread, never on the event loop."""
+        """Async [`score()`][qwen3_rerank.Reranker.score]; the engine works in another thread, never on the event
+        loop."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         return await self._arun(self._planner.score, query, documents, instruction, options)
 
@@ -336,14 +339,14 @@ class Reranker:
         chunk_overlap: int | None = None,
         max_chunks: int | None = None,
     ) -> list[float]:
-        """Async :meth:`score_pairs`."""
+        """Async [`score_pairs()`][qwen3_rerank.Reranker.score_pairs]."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         return await self._arun(self._planner.pairs, pairs, instruction, options)
 
     async def acompute_scores(
         self, pairs: Iterable[tuple[Query, str]], *, instruction: str | None = None
     ) -> list[float]:
-        """Async :meth:`compute_scores`."""
+        """Async [`compute_scores()`][qwen3_rerank.Reranker.compute_scores]."""
         return await self.ascore_pairs(pairs, instruction=instruction)
 
     async def ascore_chunks(
@@ -356,7 +359,7 @@ class Reranker:
         chunk_overlap: int | None = None,
         max_chunks: int | None = None,
     ) -> list[tuple[DocumentChunk, ...]]:
-        """Async :meth:`score_chunks`."""
+        """Async [`score_chunks()`][qwen3_rerank.Reranker.score_chunks]."""
         options = self._options("chunk", chunk_tokens, chunk_overlap, max_chunks)
         return await self._arun(self._planner.chunks, query, documents, instruction, options)
 
@@ -374,7 +377,7 @@ class Reranker:
         max_chunks: int | None = None,
         return_chunks: bool = False,
     ) -> tuple[RankedDocument, ...]:
-        """Async :meth:`rank`."""
+        """Async [`rank()`][qwen3_rerank.Reranker.rank]."""
         options = self._options(long_documents, chunk_tokens, chunk_overlap, max_chunks)
         return await self._arun(
             self._planner.rank, query, documents, top_n, threshold, instruction, options, return_chunks

@@ -1,5 +1,6 @@
-"""The one spelling of a :class:`~qwen3_rerank.Reranker`'s settings: :class:`RerankerSettings`, frozen, with
-the long-document :class:`~qwen3_rerank.ChunkOptions` inside.
+"""The one spelling of a [`Reranker`][qwen3_rerank.Reranker]'s settings:
+[`RerankerSettings`][qwen3_rerank.RerankerSettings], frozen, with the long-document
+[`ChunkOptions`][qwen3_rerank.ChunkOptions] inside.
 
 A reranker is built from its settings, exposes them (``Reranker.settings``), pickles as them, and the Ray
 scorer, the CLI and the adapters build rerankers from them. Everything here is checked in microseconds,
@@ -27,11 +28,12 @@ DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 
 @dataclass(frozen=True, slots=True)
 class RerankerSettings:
-    """What a :class:`~qwen3_rerank.Reranker` is configured with; its arguments mean what the Reranker's do.
+    """What a [`Reranker`][qwen3_rerank.Reranker] is configured with; its arguments mean what the Reranker's do.
 
-    Build one with :meth:`create` (it checks every value); :meth:`keywords` gives the Reranker's keyword
-    arguments back (the chunk options flat), so ``Reranker(**settings.keywords())`` rebuilds it.
-    ``engine_options`` is the reranker's own copy: treat it as read-only.
+    Build one with [`create()`][qwen3_rerank.RerankerSettings.create] (it checks every value);
+    [`keywords()`][qwen3_rerank.RerankerSettings.keywords] gives the Reranker's keyword arguments back (the chunk
+    options flat), so ``Reranker(**settings.keywords())`` rebuilds it. ``engine_options`` is the reranker's own copy:
+    treat it as read-only.
     """
 
     model: str = DEFAULT_MODEL
@@ -88,5 +90,6 @@ class RerankerSettings:
         return {**flat, **dataclasses.asdict(self.chunking)}
 
     def replace(self, **changes: Any) -> RerankerSettings:
-        """These settings with some changed (keyword names as for :meth:`create`), checked again."""
+        """These settings with some changed (keyword names as for [`create()`][qwen3_rerank.RerankerSettings.create]),
+        checked again."""
         return RerankerSettings.create(**{**self.keywords(), **changes})

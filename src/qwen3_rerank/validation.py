@@ -134,7 +134,8 @@ def check_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> i
 
 
 def check_optional_count(value: Any, what: str, *, minimum: int = 1, note: str = "") -> int | None:
-    """:func:`check_count`, or None (which means no limit, or the default: ``note`` says which)."""
+    """[`check_count()`][qwen3_rerank.validation.check_count], or None (which means no limit, or the default: ``note``
+    says which)."""
     if value is None:
         return None
     try:

@@ -1,4 +1,4 @@
-"""A LangChain document compressor over :class:`qwen3_rerank.Reranker`.
+"""A LangChain document compressor over [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker].
 
 Thin on purpose: documents become text, the core scorer builds the prompts and scores them, and the
 documents come back reordered, as copies carrying their score. Scores are exactly ``Reranker.rank``'s.
@@ -38,7 +38,7 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
     """Reorders documents by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
     Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
-    ``batch_size``, ``tokenizer`` and ``show_progress`` go to :class:`qwen3_rerank.Reranker`), or an
+    ``batch_size``, ``tokenizer`` and ``show_progress`` go to [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker]), or an
     existing ``reranker=`` so several compressors share one engine. Compressors built from the same
     model and options share one vLLM engine anyway.
 
@@ -98,7 +98,8 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> list[Document]:
-        """Async :meth:`compress_documents`; the engine works off the event loop."""
+        """Async [`compress_documents()`][langchain_qwen3_rerank.compressor.Qwen3Rerank.compress_documents]; the engine
+        works off the event loop."""
         docs, texts = _request(documents, allow_text=False)
         ranked = await self._arank(query, texts, self.top_n, self.score_threshold)
         return [_scored(docs[r.index], r) for r in ranked]
@@ -141,7 +142,7 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseDocumentCompr
         top_n: int | None = -1,
         max_tokens_per_doc: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Async :meth:`rerank`."""
+        """Async [`rerank()`][langchain_qwen3_rerank.compressor.Qwen3Rerank.rerank]."""
         top_n = self._rerank_request(documents, query, model, top_n)
         docs, texts = _request(documents, allow_text=True, rank_fields=rank_fields)
         texts = self._cut(texts, max_tokens_per_doc)

@@ -21,7 +21,7 @@ __all__ = ["Qwen3CrossEncoder"]
 class Qwen3CrossEncoder(BaseCrossEncoder):
     """Scores (query, document) pairs with Qwen3-Reranker: one relevance in [0, 1] per pair, in order.
 
-    Give either a model (extra keyword arguments go to :class:`qwen3_rerank.Reranker`) or an existing
+    Give either a model (extra keyword arguments go to [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker]) or an existing
     ``reranker=``; ``CrossEncoderReranker(model=Qwen3CrossEncoder(...), top_n=3)`` then reranks.
     ``device`` (or HuggingFaceCrossEncoder's ``model_kwargs={"device": ...}``) needs
     ``backend="transformers"`` and becomes ``engine_options["device"]``.

@@ -13,15 +13,16 @@ __all__ = ["ScoringBackend", "ThreadedAsyncMixin", "check_torch_device", "unique
 
 @runtime_checkable
 class ScoringBackend(Protocol):
-    """The whole surface a backend offers to :class:`qwen3_rerank.Reranker`.
+    """The whole surface a backend offers to [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker].
 
     ``score_prompts`` returns exactly one float in [0, 1] per prompt, in the order given. Prompts are
-    complete token-id lists made by :class:`qwen3_rerank.PromptBuilder`; backends never build prompts.
+    complete token-id lists made by [`qwen3_rerank.PromptBuilder`][qwen3_rerank.PromptBuilder]; backends never build
+    prompts.
 
     Callers de-duplicate: a backend scores every prompt it is given, copies included, and two copies
-    scored in different batches may differ in the last bits (~1e-8). :class:`qwen3_rerank.Reranker`
-    sends each distinct prompt once (:func:`unique_prompts`), so identical documents get identical
-    scores; a caller that uses a backend directly and needs that does the same.
+    scored in different batches may differ in the last bits (~1e-8). [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker]
+    sends each distinct prompt once (``unique_prompts()``), so identical
+    documents get identical scores; a caller that uses a backend directly and needs that does the same.
     """
 
     name: str

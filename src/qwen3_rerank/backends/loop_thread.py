@@ -90,7 +90,8 @@ class LoopThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._closed_message = closed_message
-        #: async closers :meth:`shutdown` awaits on the loop after cancelling what is in flight
+        #: async closers [`shutdown()`][qwen3_rerank.backends.loop_thread.LoopThread.shutdown] awaits on the loop after
+        #: cancelling what is in flight
         self.on_shutdown: list[Callable[[], Awaitable[Any]]] = []
         self.thread.start()
 
@@ -126,7 +127,7 @@ class LoopThread:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel what is in flight (its callers get a CancelledError, not a hang), run the
-        :attr:`on_shutdown` closers, stop the loop."""
+        ``on_shutdown`` closers, stop the loop."""
         if self.loop.is_closed():
             return
         if threading.current_thread() is not self.thread:

@@ -1,5 +1,6 @@
 """Checks shared by the backends' ``engine_options`` checks: option names against what a backend takes,
-and torch dtypes. The backend table (:mod:`.registry`) says which check each backend uses."""
+and torch dtypes. The backend table ([`registry`][qwen3_rerank.backends.registry]) says which check each backend
+uses."""
 
 from __future__ import annotations
 

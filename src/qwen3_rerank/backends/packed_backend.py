@@ -202,8 +202,9 @@ class PackedBackend:
             raise
 
     async def ascore_prompts(self, prompts: Sequence[Sequence[int]]) -> list[float]:
-        """As :meth:`score_prompts`, awaited; cancelling the awaiting task removes a queued call's prompts
-        from the next round (one already running finishes and its scores are dropped)."""
+        """As [`score_prompts()`][qwen3_rerank.backends.packed_backend.PackedBackend.score_prompts], awaited; cancelling
+        the awaiting task removes a queued call's prompts from the next round (one already running finishes and its
+        scores are dropped)."""
         self._check(prompts)
         if not prompts:
             return []

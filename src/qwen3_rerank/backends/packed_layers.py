@@ -35,7 +35,7 @@ Attention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, to
 
 @dataclass(frozen=True, slots=True)
 class DeviceLayout:
-    """A :class:`~qwen3_rerank.backends.packing.Pack` as device tensors."""
+    """A [`Pack`][qwen3_rerank.backends.packing.Pack] as device tensors."""
 
     ids: torch.Tensor
     positions: torch.Tensor

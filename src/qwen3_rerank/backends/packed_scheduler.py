@@ -1,6 +1,7 @@
 """The packed backend's device thread: calls queue first come, first served; each round packs the head.
 
-Every call (sync or async) becomes a :class:`Request` in one FIFO queue. One thread owns the device and
+Every call (sync or async) becomes a [`Request`][qwen3_rerank.backends.packed_scheduler.Request] in one FIFO queue. One
+thread owns the device and
 loops: take requests from the head of the queue up to ``max_batch_tokens`` prompt ids (always at least
 one; a request is never split or overtaken), lay out and launch their packs, then, while the device runs
 them, take and launch the next round before collecting this one's scores. Host work (grouping, packing,

@@ -1,9 +1,10 @@
 """The backends qwen3-rerank opens by name: one table, one line per backend.
 
-Everything that names the backends is derived from :data:`BACKENDS`: the ``Reranker``'s ``backend`` type
-(:data:`BackendName`, pinned to the table by a test), the CLI's ``--backend`` choices, the error messages,
-the adapters' field descriptions, the Ray batch job's GPU requests (:func:`needs_gpu`) and the docs' tables
-(a test checks they mention every name). Adding a backend is one module and one line here.
+Everything that names the backends is derived from ``BACKENDS``: the
+``Reranker``'s ``backend`` type (``BackendName``, pinned to the table by a
+test), the CLI's ``--backend`` choices, the error messages, the adapters' field descriptions, the Ray batch job's GPU
+requests ([`needs_gpu()`][qwen3_rerank.backends.registry.needs_gpu]) and the docs' tables (a test checks they mention
+every name). Adding a backend is one module and one line here.
 
 Importing this module imports no backend: each one's class is found by its module path when it is opened
 (or when its options are checked by the constructor's parameters).
@@ -39,7 +40,8 @@ __all__ = [
     "open_backend",
 ]
 
-#: The names ``Reranker(backend=...)`` takes; a test pins it to the keys of :data:`BACKENDS`.
+#: The names ``Reranker(backend=...)`` takes; a test pins it to the keys of
+#: ``BACKENDS``.
 BackendName = Literal["vllm", "transformers", "server", "packed"]
 
 

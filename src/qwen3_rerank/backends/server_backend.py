@@ -1,16 +1,16 @@
 """Score through running vLLM servers (``vllm serve MODEL --runner pooling --hf-overrides ...``).
 
-The default endpoint, ``/classify``, receives the token ids made by :class:`qwen3_rerank.PromptBuilder`,
-so a server scores byte-identical prompts to the in-process backend. ``/rerank`` and ``/score`` take
-text instead: the server renders its ``--chat-template`` and tokenizes the result itself, so control-token
-spellings inside documents become control tokens there, and a document cut at ``max_length`` is
-re-tokenized (see docs/deployment.md).
+The default endpoint, ``/classify``, receives the token ids made by
+[`qwen3_rerank.PromptBuilder`][qwen3_rerank.PromptBuilder], so a server scores byte-identical prompts to the in-process
+backend. ``/rerank`` and ``/score`` take text instead: the server renders its ``--chat-template`` and tokenizes the
+result itself, so control-token spellings inside documents become control tokens there, and a document cut at
+``max_length`` is re-tokenized (see docs/deployment.md).
 
 All HTTP work runs on one private event loop in a daemon thread, which owns the single pooled
 ``httpx.AsyncClient``. The sync and async paths both submit to it, so in-flight requests are bounded
 per backend (not per caller), and the sync path works from inside a running event loop too.
 
-This module is the backend's lifetime and the :class:`~qwen3_rerank.backends.base.ScoringBackend` face;
+This module is the backend's lifetime and the [`ScoringBackend`][qwen3_rerank.ScoringBackend] face;
 ``server_transport`` holds the loop, server choice and retries, ``server_requests`` plans the request
 bodies, ``server_responses`` reads the answers.
 """
@@ -71,8 +71,9 @@ class ServerBackend:
         base_urls: one URL (``"http://10.0.0.5:8000"``) or several; requests go to the least busy one.
         api_key: sent as ``Authorization: Bearer ...`` (``vllm serve --api-key``).
         endpoint: ``"classify"`` (token ids, exact; default), or ``"rerank"`` / ``"score"`` for servers that
-            only expose those; these need the server started with ``--chat-template`` (:func:`chat_template`)
-            and a tokenizer here to turn prompts back into text.
+            only expose those; these need the server started with ``--chat-template``
+            (``chat_template()``) and a tokenizer here to turn
+            prompts back into text.
         served_model_name: the ``model`` field of each request, when a server serves several names.
         batch_size: prompts per HTTP request.
         max_concurrency: requests in flight at once over all servers (default 4 per server).

@@ -1,8 +1,8 @@
 """Planning the HTTP requests of a batch: which prompts go in which body, for each endpoint.
 
 ``/classify`` takes the token ids as they are. ``/rerank`` and ``/score`` take text rendered by the
-server's ``--chat-template`` (:func:`chat_template`), so each prompt is split back into its
-(instruction, query, document) and grouped the way those endpoints need.
+server's ``--chat-template`` (``chat_template()``), so each prompt
+is split back into its (instruction, query, document) and grouped the way those endpoints need.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ __all__ = ["Job", "chat_template", "plan_requests", "prompt_texts"]
 def chat_template() -> str:
     """The Qwen3-Reranker prompt as a chat template, for ``vllm serve --chat-template`` (``/rerank``, ``/score``).
 
-    It is :func:`~qwen3_rerank.canonical_prompt` with Jinja expressions for its parts. Unlike vLLM's example
-    template, an empty instruction stays empty. The trailing ``{{ '' }}`` keeps Jinja from dropping the
+    It is [`canonical_prompt()`][qwen3_rerank.canonical_prompt] with Jinja expressions for its parts. Unlike vLLM's
+    example template, an empty instruction stays empty. The trailing ``{{ '' }}`` keeps Jinja from dropping the
     template's final newline, which is part of the prompt.
     """
     query = "{{ (messages | selectattr('role', 'eq', 'query') | first).content }}"
@@ -49,7 +49,8 @@ class Job:
 
 
 def prompt_texts(tokenizer: Any, prompt: Sequence[int], endpoint: str) -> tuple[str, str, str]:
-    """(instruction, query, document) whose rendering through :func:`chat_template` is ``prompt``'s text."""
+    """(instruction, query, document) whose rendering through
+    ``chat_template()`` is ``prompt``'s text."""
     text = tokenizer.decode(list(prompt), skip_special_tokens=False)
     parts = split_canonical_prompt(text)
     if parts is None:

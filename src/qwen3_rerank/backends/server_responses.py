@@ -20,7 +20,8 @@ def parse_scores(endpoint: str, body: Any, n: int, url: str) -> list[float]:
     """Scores in request order from a response of ``url`` to ``n`` prompts.
 
     Malformed answers (wrong count, missing/repeated/out-of-range index, a score outside [0, 1]) raise
-    :class:`~.server_transport.Retryable`; a server started without the yes-vs-no head raises ServerError.
+    [`Retryable`][qwen3_rerank.backends.server_transport.Retryable]; a server started without the yes-vs-no head raises
+    ServerError.
     """
     list_key, value_key = _FIELDS[endpoint]
     items = body.get(list_key) if isinstance(body, dict) else None

@@ -1,7 +1,8 @@
 """HTTP to a fleet of vLLM servers: the private event loop, the choice of server, retries with backoff.
 
-Nothing here knows about prompts or scores: a caller hands :meth:`ServerPool.attempts` a ``send(url)``
-coroutine and gets its result, or one :class:`~qwen3_rerank.errors.ServerError` when every try failed.
+Nothing here knows about prompts or scores: a caller hands
+[`ServerPool.attempts()`][qwen3_rerank.backends.server_transport.ServerPool.attempts] a ``send(url)`` coroutine and gets
+its result, or one [`ServerError`][qwen3_rerank.ServerError] when every try failed.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def normalise_urls(base_urls: str | Sequence[str]) -> tuple[str, ...]:
 class Retryable(Exception):
     """A failure worth another try (connect error, timeout, 5xx, 429, malformed answer).
 
-    Internal: it never leaves :meth:`ServerPool.attempts`, which turns the last ones into a ServerError.
+    Internal: it never leaves [`ServerPool.attempts()`][qwen3_rerank.backends.server_transport.ServerPool.attempts],
+    which turns the last ones into a ServerError.
     """
 
     def __init__(self, url: str, reason: str, retry_after: float | None = None) -> None:
@@ -66,7 +68,7 @@ class _ServerState:
 
 class ServerPool:
     """The servers, the pooled ``httpx.AsyncClient`` and the retry policy; used on one private loop
-    (:class:`~qwen3_rerank.backends.loop_thread.LoopThread`)."""
+    ([`LoopThread`][qwen3_rerank.backends.loop_thread.LoopThread])."""
 
     def __init__(
         self,

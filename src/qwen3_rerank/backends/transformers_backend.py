@@ -2,9 +2,9 @@
 
 Batches are sorted by length (less padding), left-padded, and only the last position's hidden state
 meets only the two LM-head rows for "yes" and "no", upcast to float32. The score is the float64 sigmoid
-of the two float32 logits' difference (:func:`qwen3_rerank.relevance_from_logits`), so it reaches 1.0
-only when the difference exceeds ~36.7 (a float32 sigmoid saturates at ~16.6). Identical prompts are
-the caller's to send once (:class:`~qwen3_rerank.backends.base.ScoringBackend` says why).
+of the two float32 logits' difference ([`qwen3_rerank.relevance_from_logits()`][qwen3_rerank.relevance_from_logits]), so
+it reaches 1.0 only when the difference exceeds ~36.7 (a float32 sigmoid saturates at ~16.6). Identical prompts are
+the caller's to send once ([`ScoringBackend`][qwen3_rerank.ScoringBackend] says why).
 """
 
 from __future__ import annotations

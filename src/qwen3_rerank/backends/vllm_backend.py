@@ -2,13 +2,16 @@
 
 vLLM loads the causal LM as ``Qwen3ForSequenceClassification`` and folds the LM-head rows "yes" and
 "no" into one classifier row (w_yes - w_no). We ask for that row's raw output, the logit difference
-z_yes - z_no, and take its sigmoid in float64 (:func:`qwen3_rerank.relevance.relevance_from_logits`):
-vLLM's own float32 sigmoid saturates at exactly 1.0 once the difference passes ~16.7.
+z_yes - z_no, and take its sigmoid in float64
+([`qwen3_rerank.relevance.relevance_from_logits()`][qwen3_rerank.relevance_from_logits]): vLLM's own float32 sigmoid
+saturates at exactly 1.0 once the difference passes ~16.7.
 
 Every call submits its prompts as requests with their own ids to one shared ``AsyncLLM``
-(:mod:`.vllm_engines`), so the requests of concurrent callers share engine steps (continuous batching).
-Sync and async methods both run on the engine's event-loop thread (:mod:`.loop_thread`); failures are
-sorted in :mod:`.vllm_failures`; ``max_in_flight_prompts`` admission is :mod:`.vllm_admission`.
+([`vllm_engines`][qwen3_rerank.backends.vllm_engines]), so the requests of concurrent callers share engine steps
+(continuous batching). Sync and async methods both run on the engine's event-loop thread
+([`loop_thread`][qwen3_rerank.backends.loop_thread]); failures are sorted in
+[`vllm_failures`][qwen3_rerank.backends.vllm_failures]; ``max_in_flight_prompts`` admission is
+[`vllm_admission`][qwen3_rerank.backends.vllm_admission].
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Engines are expensive (seconds to minutes to start, most of a GPU's memory), so every reranker that
 asks for the same model and options shares one, released when the last of them closes. Each engine
-lives on its own event-loop thread (:class:`~qwen3_rerank.backends.loop_thread.LoopThread`). An engine
+lives on its own event-loop thread ([`LoopThread`][qwen3_rerank.backends.loop_thread.LoopThread]). An engine
 whose process died (``AsyncLLM.errored``) is replaced by a fresh one with the same model and options on
 the next call, for every reranker sharing it.
 """

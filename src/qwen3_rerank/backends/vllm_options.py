@@ -1,8 +1,8 @@
 """What the vLLM backend knows about its options before vLLM starts: which names it takes (they follow the
 installed vLLM), which dtypes, which it sets itself, and the engine defaults tuned for scoring.
 
-Nothing here starts an engine; :mod:`.vllm_backend` does, with :func:`default_engine_options` under the
-user's options.
+Nothing here starts an engine; [`vllm_backend`][qwen3_rerank.backends.vllm_backend] does, with
+[`default_engine_options()`][qwen3_rerank.backends.vllm_options.default_engine_options] under the user's options.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _import_vllm() -> Any:
 @functools.cache
 def vllm_option_names() -> frozenset[str]:
     """What the vLLM backend takes: the fields of ``AsyncEngineArgs`` (its engine is built from them) and
-    the backend's own options (:data:`OWN_OPTIONS`), which it takes out before vLLM sees them."""
+    the backend's own options ([`OWN_OPTIONS`][qwen3_rerank.backends.vllm_options.OWN_OPTIONS]), which it takes out
+    before vLLM sees them."""
     _import_vllm()
     from vllm.engine.arg_utils import AsyncEngineArgs
 

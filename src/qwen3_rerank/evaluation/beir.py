@@ -23,7 +23,7 @@ class BeirDataset:
     """What evaluation needs from a BEIR dataset, read-only.
 
     ``queries`` holds only the queries judged in ``qrels``; ``corpus`` maps a document id to the text the
-    reranker sees (see :func:`~qwen3_rerank.evaluation.document_text`).
+    reranker sees (see [`document_text()`][qwen3_rerank.evaluation.document_text]).
     """
 
     name: str

@@ -138,9 +138,10 @@ def evaluate_reranker(
 
     Args:
         dataset: the queries, qrels and (at least the needed part of the) corpus.
-        reranker: any :class:`~qwen3_rerank.Reranker` (vLLM, transformers, server ...).
+        reranker: any [`Reranker`][qwen3_rerank.Reranker] (vLLM, transformers, server ...).
         first_stage: ``{query_id: ((doc_id, score), ...)}`` best first, e.g. from
-            :func:`~qwen3_rerank.evaluation.read_trec_run` or :func:`~qwen3_rerank.evaluation.bm25_run`.
+            [`read_trec_run()`][qwen3_rerank.evaluation.read_trec_run] or
+            [`bm25_run()`][qwen3_rerank.evaluation.bm25_run].
         top_k: how many first-stage documents per query to rerank.
         instruction: the task instruction; the reranker's own when None.
         metrics: ranx metric names.

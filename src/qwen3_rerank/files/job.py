@@ -5,7 +5,7 @@ the file. Resumable: the output only ever grows by whole blocks, each written in
 before the next; a rerun counts the complete rows already in the output (dropping a torn last row, if a
 crash left one), checks they belong to this input and to these settings (the manifest
 ``OUTPUT.manifest.json``, kept while the output is partial), and scores only the rest. Who scores the
-blocks is the runner's business ([BlockRunner][qwen3_rerank.files.runner.BlockRunner]): in this process,
+blocks is the runner's business ([`BlockRunner`][qwen3_rerank.files.runner.BlockRunner]): in this process,
 or on Ray actors; the plan, the manifest, resuming and writing are the same for both.
 """
 
@@ -38,7 +38,7 @@ __all__ = ["FORMATS", "ScoreFileJob", "ScoreFileResult", "detect_format", "plan_
 
 @dataclass(frozen=True, slots=True)
 class ScoreFileResult:
-    """What a :func:`~qwen3_rerank.files.score_file` call did."""
+    """What a [`score_file()`][qwen3_rerank.files.score_file] call did."""
 
     output: Path
     format: str
@@ -56,8 +56,8 @@ def detect_format(path: str | Path) -> str:
 
 
 def row_format(name: str, cols: Columns, *, integer_values: bool = False) -> RowFormat:
-    """The :class:`~qwen3_rerank.files.rows.RowFormat` called ``name``; ``integer_values``: the added column
-    holds integers (a rank), not scores (Parquet types it ``int64``, not ``float64``)."""
+    """The [`RowFormat`][qwen3_rerank.files.rows.RowFormat] called ``name``; ``integer_values``: the added
+    column holds integers (a rank), not scores (Parquet types it ``int64``, not ``float64``)."""
     if name == "parquet":
         from .parquet import ParquetFormat  # needs pyarrow
 
@@ -72,7 +72,7 @@ def manifest_of(output: Path) -> Manifest:
 
 
 class ScoreFileJob:
-    """A checked, resumable scoring job, made by :func:`~qwen3_rerank.files.plan_score_file`.
+    """A checked, resumable scoring job, made by [`plan_score_file()`][qwen3_rerank.files.plan_score_file].
 
     Planning does everything that needs no model (formats, columns, counting, repairing and checking a
     partial output and its settings), so a command can report bad input, or that nothing is left to do,
@@ -119,7 +119,7 @@ class ScoreFileJob:
 
     def run(self, scorer: Reranker | BlockRunner, *, show_progress: bool = False) -> ScoreFileResult:
         """Score the remaining rows, one block at a time, with ``scorer``: a runner, or a
-        [Reranker][qwen3_rerank.Reranker] (the local runner). A job runs once.
+        [`Reranker`][qwen3_rerank.Reranker] (the local runner). A job runs once.
 
         A block that fails stops the run with the error naming its row; the blocks before it are written,
         so a rerun resumes there.
@@ -166,8 +166,8 @@ def plan_score_file(
 ) -> ScoreFileJob:
     """Check the input and any partial output, and return the job that scores the remaining rows.
 
-    The arguments are those of :func:`~qwen3_rerank.files.score_file`; ``settings`` (from
-    :func:`~qwen3_rerank.files.run_settings`) are what the job will score with: a partial
+    The arguments are those of [`score_file()`][qwen3_rerank.files.score_file]; ``settings`` (from
+    [`run_settings()`][qwen3_rerank.files.run_settings]) are what the job will score with: a partial
     output scored with other settings is refused, naming the fields that differ. A torn last row of a
     partial output is cut off here.
     """
@@ -244,8 +244,8 @@ def score_file(
     """Score every (query, document) row of ``input_path`` into ``output_path``, resuming a partial output.
 
     Args:
-        reranker: any :class:`~qwen3_rerank.Reranker` (scored in this process); or a runner, such as
-            :class:`~qwen3_rerank.files.ray_runner.RayRunner` (scored on Ray actors, each with a Reranker).
+        reranker: any [`Reranker`][qwen3_rerank.Reranker] (scored in this process), or a runner such as
+            [`RayRunner`][qwen3_rerank.files.RayRunner] (scored on Ray actors, one Reranker each).
             Rows without an instruction get its instruction.
             A partial output scored by a reranker with other settings (model, backend, dtype, instruction,
             max_length, chunking, package version) is refused.

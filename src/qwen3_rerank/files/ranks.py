@@ -34,7 +34,7 @@ def add_ranks(
 ) -> None:
     """Add ``rank_column`` to the scored file ``output_path``: each row's rank (1 = best) by
     ``score_column`` among the rows with its ``group_column`` value; equal scores keep input order, as
-    [Reranker.rank][qwen3_rerank.Reranker.rank] does. The other arguments are those the file was scored with.
+    [`Reranker.rank`][qwen3_rerank.Reranker.rank] does. The other arguments are those the file was scored with.
     An output that already has ``rank_column`` is left as it is (ranked by an earlier run).
     """
     output = Path(output_path)

@@ -48,7 +48,7 @@ def default_gpus_per_actor(backend: str, ray: Any) -> float:
 
 
 class BlockScorer:
-    """The actor: one [Reranker][qwen3_rerank.Reranker] (one engine), built from the run's settings.
+    """The actor: one [`Reranker`][qwen3_rerank.Reranker] (one engine), built from the run's settings.
 
     A deliberate error (a model that cannot load, a prompt too long) comes back as the answer, not as a
     Ray failure, so the driver raises the very error the local runner would.
@@ -81,8 +81,8 @@ class BlockScorer:
 
 
 class RayRunner:
-    """Scores a plan's blocks on Ray actors; pass it where a [Reranker][qwen3_rerank.Reranker] goes in
-    [score_file][qwen3_rerank.files.score_file] or [ScoreFileJob.run][qwen3_rerank.files.ScoreFileJob.run].
+    """Scores a plan's blocks on Ray actors; pass it where a [`Reranker`][qwen3_rerank.Reranker] goes in
+    [`score_file`][qwen3_rerank.files.score_file] or [`ScoreFileJob.run`][qwen3_rerank.files.ScoreFileJob.run].
 
     Args:
         settings: what each actor's reranker is built from (a backend by name: an object cannot travel).

@@ -1,5 +1,5 @@
 """Rows of a pairs file as the scorer sees them: column names, checked pairs, blocks, and the written
-:class:`~qwen3_rerank.files.rows.RowFormat` protocol every format (JSONL, CSV, Parquet) implements."""
+[`RowFormat`][qwen3_rerank.files.rows.RowFormat] protocol every format (JSONL, CSV, Parquet) implements."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def pair_from_row(
 @dataclass
 class Block:
     """Consecutive rows read, scored and written together (a block of rows; "chunk" means a piece of a long
-    document, see [cut_documents][qwen3_rerank.chunking.cut_documents])."""
+    document, see [`cut_documents`][qwen3_rerank.chunking.cut_documents])."""
 
     first_row: int  # 1-based number of the block's first data row
     pairs: list[Pair]

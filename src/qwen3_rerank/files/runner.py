@@ -1,12 +1,12 @@
 """What runs a file-scoring plan: a runner turns the plan's blocks of rows into their scores, in input order.
 
-The plan ([ScoreFileJob][qwen3_rerank.files.ScoreFileJob]) owns everything else: the manifest, resuming,
-writing and joining, the progress bar. Two runners exist: [LocalRunner][qwen3_rerank.files.runner.LocalRunner]
-here (one in-process [Reranker][qwen3_rerank.Reranker]) and
-[RayRunner][qwen3_rerank.files.ray_runner.RayRunner] (a pool of Ray actors, one Reranker each).
+The plan ([`ScoreFileJob`][qwen3_rerank.files.ScoreFileJob]) owns everything else: the manifest, resuming,
+writing and joining, the progress bar. Two runners exist: [`LocalRunner`][qwen3_rerank.files.runner.LocalRunner]
+here (one in-process [`Reranker`][qwen3_rerank.Reranker]) and
+[`RayRunner`][qwen3_rerank.files.ray_runner.RayRunner] (a pool of Ray actors, one Reranker each).
 
 A runner's contract: yield ``(block, scores)`` for every block it is given, in the order given; when a
-block fails, raise the error with the row named ([Block.name_rows][qwen3_rerank.files.rows.Block.name_rows])
+block fails, raise the error with the row named ([`Block.name_rows`][qwen3_rerank.files.rows.Block.name_rows])
 after yielding every block before it, so those are written and a rerun resumes after them.
 """
 
@@ -30,7 +30,7 @@ class BlockRunner(Protocol):
     """Scores a plan's blocks of rows; see the module's contract."""
 
     def manifest_settings(self) -> dict[str, Any] | None:
-        """The run settings a partial output records ([run_settings][qwen3_rerank.files.run_settings]); None
+        """The run settings a partial output records ([`run_settings`][qwen3_rerank.files.run_settings]); None
         for a scorer that cannot say (a test double), which records nothing."""
 
     def score_blocks(self, blocks: Iterator[Block]) -> Generator[tuple[Block, Sequence[float]], None, None]:

@@ -1,4 +1,4 @@
-"""A LlamaIndex node postprocessor over :class:`qwen3_rerank.Reranker`.
+"""A LlamaIndex node postprocessor over [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker].
 
 Thin on purpose: it turns nodes into text, lets the core scorer build the prompts and score them, and
 hands back the same nodes reordered. Scores are therefore exactly what ``Reranker.rank`` gives.
@@ -43,7 +43,7 @@ class Qwen3Rerank(RerankerAdapterMixin, RerankerAdapterFields, BaseNodePostproce
     """Reorders retrieved nodes by Qwen3-Reranker relevance (a probability in [0, 1]), best first.
 
     Give either a model (a Hub name or a local directory; ``backend``, ``engine_options``, ``max_length``,
-    ``batch_size``, ``tokenizer`` and ``show_progress`` go to :class:`qwen3_rerank.Reranker`), or an
+    ``batch_size``, ``tokenizer`` and ``show_progress`` go to [`qwen3_rerank.Reranker`][qwen3_rerank.Reranker]), or an
     existing ``reranker=`` so several postprocessors share one engine. Postprocessors built from the same
     model and options share one vLLM engine anyway. ``device`` (SentenceTransformerRerank's argument, a
     str or ``torch.device``) needs ``backend="transformers"`` and becomes ``engine_options["device"]``
