@@ -138,6 +138,19 @@ def test_batch_ranks_within_each_query_and_a_rerun_does_nothing(
     assert output.stat().st_mtime_ns == stamp
 
 
+def test_score_on_ray_streams_to_stdout(local_ray, tiny_model_dir, reference_reranker, tmp_path, capfd) -> None:
+    rows = make_pairs(queries=2, docs=6, seed=5)
+    source = write_jsonl(rows, tmp_path / "pairs.jsonl")
+    argv = cli("score", str(source), "-o", "-", "--on", "ray", "--model", str(tiny_model_dir), "--chunk-size", "4")
+    assert main([*argv, "--actors", "2", "--ray-address", ray.get_runtime_context().gcs_address]) == 0
+    out, err = capfd.readouterr()
+    got = [json.loads(line) for line in out.splitlines()]
+    assert [{k: r[k] for k in rows[0]} for r in got] == rows
+    pairs = [((r["instruction"], r["query"]) if r["instruction"] else r["query"], r["document"]) for r in rows]
+    assert [r["score"] for r in got] == pytest.approx(reference_reranker.score_pairs(pairs), abs=TOL)
+    assert "scored 12 rows on 2 Ray actors" in err and "standard output" in err
+
+
 def test_a_failed_block_stops_at_its_row_and_a_rerun_resumes(
     local_ray, tiny_model_dir, reference_reranker, tmp_path, capfd
 ) -> None:

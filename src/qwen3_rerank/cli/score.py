@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         settings=settings_record(settings),
     )
-    runner = _ray_runner(args, settings) if args.on == "ray" else None
+    runner = _ray_runner(args, settings, job.streaming) if args.on == "ray" else None
     if job.finished:
         print(f"{job.output_path} already holds all {plural(job.rows_total, 'row')}; nothing to do", file=sys.stderr)
         return 0
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ray_runner(args: argparse.Namespace, settings: Any) -> Any:
+def _ray_runner(args: argparse.Namespace, settings: Any, streaming: bool) -> Any:
     from ..files import RayRunner
 
     return RayRunner(
@@ -133,7 +133,8 @@ def _ray_runner(args: argparse.Namespace, settings: Any) -> Any:
         gpus_per_actor=args.gpus_per_actor,
         cpus_per_actor=args.cpus_per_actor,
         ray_address=args.ray_address,
-        log_to_driver=not args.no_progress,
+        # Ray prints the actors' output on the driver's stdout, which holds the rows when streaming.
+        log_to_driver=not args.no_progress and not streaming,
     )
 
 
