@@ -88,11 +88,8 @@ class ScoreFileJob:
         done: int,
         blocks: Iterator[Block],
         settings: Mapping[str, Any] | None = None,
-        block_size: int = 4096,
     ) -> None:
         self._fmt, self._blocks, self._settings = fmt, blocks, settings
-        #: rows per block (``chunk_size``)
-        self.block_size = block_size
         self.input_path, self.output_path = input_path, output_path
         #: rows in the input
         self.rows_total = total
@@ -112,10 +109,6 @@ class ScoreFileJob:
     def finished(self) -> bool:
         """True when the output already holds every row."""
         return not self.streaming and self.rows_done == self.rows_total and self.output_path.exists()
-
-    @property
-    def row_format(self) -> RowFormat:
-        return self._fmt
 
     def run(self, scorer: Reranker | BlockRunner, *, show_progress: bool = False) -> ScoreFileResult:
         """Score the remaining rows, one block at a time, with ``scorer``: a runner, or a
@@ -198,7 +191,7 @@ def plan_score_file(
     total = fmt.count(input_path)
     if streaming:
         blocks = fmt.read(input_path, 0, block_size)[1]
-        return ScoreFileJob(fmt, input_path, output_path, total, 0, blocks, block_size=block_size)
+        return ScoreFileJob(fmt, input_path, output_path, total, 0, blocks)
     parts = fmt.parts_dir(output_path)
     manifest = manifest_of(output_path)
     if overwrite:
@@ -224,7 +217,7 @@ def plan_score_file(
             f"row {done} of {output_path} is not row {done} of {input_path} (different query or document): the "
             "output belongs to another input; pass --overwrite to replace it, or choose another output"
         )
-    return ScoreFileJob(fmt, input_path, output_path, total, done, blocks, settings, block_size)
+    return ScoreFileJob(fmt, input_path, output_path, total, done, blocks, settings)
 
 
 def score_file(
