@@ -1,7 +1,7 @@
 """What every framework adapter shares: its settings, who owns its reranker, and how it round-trips.
 
 Kept in the core so the LlamaIndex and LangChain distributions agree on one rule. This module is public
-for adapter authors (its ``__all__`` is pinned by tests/test_public_api.py and stable within 0.1).
+for adapter authors (its ``__all__`` is pinned by tests/unit/test_init_public_api.py and stable within 0.1).
 
 An adapter is a pydantic model whose fields are everything needed to reopen its reranker (the model and
 ``RERANKER_FIELDS``) plus its own options. So

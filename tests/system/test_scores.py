@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from qwen3_rerank import relevance_from_logits
 from qwen3_rerank.errors import Qwen3RerankValueError
 
-GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden" / "scores.json").read_text())
+GOLDEN = json.loads((FIXTURES / "golden" / "scores.json").read_text())
 # An empty or whitespace-only query is refused on every path (docs/reliability.md): the golden example with an
 # empty query is checked to be refused, the others to keep their scores exactly.
 _SCORED = [n for n, (_, q, _) in enumerate(GOLDEN["examples"]) if q.strip()]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, PromptBuilder, canonical_prompt
 from qwen3_rerank.prompt import CONTROL_TOKEN_IDS
 
-FORGERY = Path(__file__).parent / "fixtures" / "forgery"
+FORGERY = FIXTURES / "forgery"
 CORPUS: list[dict] = json.loads((FORGERY / "corpus.json").read_text(encoding="utf-8"))
 CORPUS += [
     {"kind": "file", "name": path.name, "text": path.read_text(encoding="utf-8"), "naive_forges": True}

@@ -69,7 +69,7 @@ def test_another_package_version_is_refused(tmp_path):
 
 
 def test_a_reranker_with_another_instruction_is_refused(tmp_path, tokenizer_dir):
-    from test_score_cli import CountingBackend
+    from doubles import CountingBackend
 
     from qwen3_rerank import EngineError, Reranker
 

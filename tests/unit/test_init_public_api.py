@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from paths import REPO
+
 import qwen3_rerank
 
 
@@ -92,11 +94,10 @@ def test_adapter_support_is_pinned() -> None:
 def test_adapters_import_only_public_names_and_declare_a_compatible_core() -> None:
     import ast
     import tomllib
-    from pathlib import Path
 
     from qwen3_rerank import adapter_support
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     public = {"qwen3_rerank": set(qwen3_rerank.__all__), "qwen3_rerank.adapter_support": set(adapter_support.__all__)}
     for package in ("langchain/langchain_qwen3_rerank", "llama-index/llama_index/postprocessor/qwen3_rerank"):
         for source in (repo / "integrations" / package).glob("*.py"):
@@ -156,7 +157,7 @@ def test_no_deliberate_raise_of_a_bare_builtin() -> None:
 
 
 def _sources() -> list[Path]:
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     sources = [*(repo / "src").rglob("*.py"), *(repo / "integrations").glob("*/*/**/*.py")]
     return [path for path in sources if "tests" not in path.parts]
 
@@ -167,7 +168,7 @@ def test_every_module_declares_its_surface_and_one_cross_reference_syntax() -> N
     never Sphinx roles such as ``:class:`` (which mkdocstrings prints as plain text)."""
     import re
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     role = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj):`")
     for path in _sources():
         text = path.read_text(encoding="utf-8")
@@ -205,8 +206,7 @@ def test_every_cross_reference_names_an_object_that_exists() -> None:
 
 def test_no_source_file_is_too_big_to_read() -> None:
     """One concept per module: none much over ~400 lines (reranker.py, the API class, is the largest)."""
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     sizes = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in (repo / "src").rglob("*.py")}
     assert {str(path.relative_to(repo)): n for path, n in sizes.items() if n > 480} == {}

@@ -9,12 +9,13 @@ import typing
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from qwen3_rerank import Qwen3RerankValueError, Reranker
 from qwen3_rerank.backends.registry import BACKEND_NAMES, BACKENDS, BackendName, check_engine_options, needs_gpu
 from qwen3_rerank.cli import _parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO  # the repository
 
 
 def test_the_literal_type_is_the_table() -> None:

@@ -12,7 +12,7 @@ For any (instruction, query, document) and max_length the builder must give:
 Corpus: tests/fixtures/fuzz-corpus/*, each file ``instruction \\x1f query \\x1f document`` in UTF-8 (fewer
 parts: default instruction and query); invalid UTF-8 is decoded with replacement characters; max_length is
 picked from the input's CRC. CI replays the corpus and runs a few thousand generated cases; the long run:
-``HYPOTHESIS_PROFILE=long pytest tests/test_fuzz_prompt.py -p no:cacheprovider --hypothesis-show-statistics``.
+``HYPOTHESIS_PROFILE=long pytest tests/unit/test_prompt_fuzz.py -p no:cacheprovider --hypothesis-show-statistics``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from test_properties import CONTROL_TEXTS, prop_settings
+from paths import FIXTURES
+from strategies import CONTROL_TEXTS, prop_settings
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, PromptBuilder, PromptTooLongError, canonical_prompt
 from qwen3_rerank.prompt import CONTROL_TOKEN_IDS, SUFFIX_IDS
 
-CORPUS_DIR = Path(__file__).parent / "fixtures" / "fuzz-corpus"
+CORPUS_DIR = FIXTURES / "fuzz-corpus"
 CORPUS = sorted(CORPUS_DIR.iterdir())
 MAX_LENGTHS = (56, 72, 88, 104, 128, 256, 1024, 8192)
 UNCUT = 1_000_000

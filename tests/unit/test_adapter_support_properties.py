@@ -3,7 +3,7 @@ with its own score (the core's), ``top_n``/``score_threshold`` as in ``Reranker.
 input order, inputs untouched; async equals sync.
 
 Documents are short here (the cut semantics are compared exactly with a second call, see
-tests/test_properties.py); the core properties cover huge ones. Long run: ``HYPOTHESIS_PROFILE=long``.
+tests/unit/test_reranker_properties.py); the core properties cover huge ones. Long run: ``HYPOTHESIS_PROFILE=long``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import copy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_properties import close, documents, prop_settings, queries
+from strategies import close, documents, prop_settings, queries
 
 pytestmark = pytest.mark.vllm
 

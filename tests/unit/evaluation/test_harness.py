@@ -12,10 +12,10 @@ import math
 import re
 from collections.abc import Sequence
 from functools import cmp_to_key
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from paths import FIXTURES
 
 pytest.importorskip("ranx")
 
@@ -32,7 +32,7 @@ from qwen3_rerank.evaluation import (
     write_trec_run,
 )
 
-MINI = Path(__file__).parent / "fixtures" / "beir-mini"
+MINI = FIXTURES / "beir-mini"
 TEXTS = {  # title + " " + text, as the harness shows documents to the reranker
     "d1": "Paris Paris is the capital and largest city of France.",
     "d2": "Berlin Berlin is the capital of Germany.",

@@ -8,6 +8,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from doubles import CountingBackend
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, EngineError, Reranker
 from qwen3_rerank.files import score_file
@@ -32,29 +33,6 @@ def expected_pairs(rows):
         query = (row["instruction"], row["query"]) if row.get("instruction") else row["query"]
         pairs.append((query, row["document"]))
     return pairs
-
-
-class CountingBackend:
-    """Deterministic scores from the prompt ids; can fail on a chosen call, like an engine that dies."""
-
-    name = "counting"
-    max_prompt_tokens = None
-
-    def __init__(self, fail_on_call: int | None = None) -> None:
-        self.calls: list[int] = []
-        self.fail_on_call = fail_on_call
-
-    def score_prompts(self, prompts):
-        self.calls.append(len(prompts))
-        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
-            raise EngineError("engine died (injected)")
-        return [(sum(ids) * 2654435761 % 1000003) / 1000003 for ids in prompts]
-
-    async def ascore_prompts(self, prompts):
-        return self.score_prompts(prompts)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

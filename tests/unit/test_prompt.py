@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import FIXTURES
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, PromptBuilder, PromptTooLongError, canonical_prompt
 from qwen3_rerank.errors import ModelNotFoundError
 from qwen3_rerank.prompt import CONTROL_TOKEN_IDS, PREFIX, SUFFIX, SUFFIX_IDS
 
-GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden" / "prompts.json").read_text())
+GOLDEN = json.loads((FIXTURES / "golden" / "prompts.json").read_text())
 
 EXPECTED_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "

@@ -1,7 +1,7 @@
 """Bad input, generated and hand-picked: a clear error (type, what was wrong, how to fix) before any engine
 sees it, or a documented result, never a stack trace from inside vLLM or tokenizers.
 
-Complements tests/test_validation.py (fixed cases); the checkpoint cases here run in milliseconds
+Complements tests/unit/test_validation.py (fixed cases); the checkpoint cases here run in milliseconds
 because they fail before an engine starts.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_properties import prop_settings
+from strategies import prop_settings
 
 from qwen3_rerank import (
     ModelNotFoundError,

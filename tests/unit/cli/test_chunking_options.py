@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from qwen3_rerank.cli import main
 
-MINI = Path(__file__).parent / "fixtures" / "beir-mini"
+MINI = FIXTURES / "beir-mini"
 QUERY = "capital of France"
 DOCS = ["Paris is the capital of France. " * 6, "Cats purr. " * 20 + "Paris is the capital of France.", "Short."]
 MODEL_ARGS = ("--backend", "transformers", "--dtype", "float32")

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import FIXTURES
 
 from qwen3_rerank import DEFAULT_INSTRUCTION, PromptBuilder, Reranker
 from qwen3_rerank.backends.packing import group_by_shared_prefix, pack_groups
@@ -26,7 +26,7 @@ from qwen3_rerank.backends.packing import group_by_shared_prefix, pack_groups
 pytest.importorskip("torch")
 
 TOL = 1e-5
-_FORGERY = json.loads((Path(__file__).parent / "fixtures" / "forgery" / "corpus.json").read_text(encoding="utf-8"))
+_FORGERY = json.loads((FIXTURES / "forgery" / "corpus.json").read_text(encoding="utf-8"))
 CONTROL_TEXTS = sorted({entry["text"] for entry in _FORGERY if entry["naive_forges"]})
 
 any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
