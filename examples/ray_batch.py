@@ -1,11 +1,11 @@
-"""Score a file of (query, document) pairs on Ray, restartably; or measure actor scaling on made-up pairs.
+"""Score a file of (query, document) pairs on Ray, resumably; or measure actor scaling on made-up pairs.
 
     python examples/ray_batch.py pairs.parquet scores.parquet --model Qwen/Qwen3-Reranker-0.6B --actors 4
     python examples/ray_batch.py --synthetic 20000 /tmp/pairs.parquet /tmp/scores.parquet \\
         --model .cache/tiny --backend transformers --actors 2      # CPU scaling check on a tiny model
 
-Kill it at any time and run the same command again: finished shards are kept and not scored twice.
-The command line equivalent is ``qwen3-rerank batch`` (``--help`` lists its options).
+Kill it at any time and run the same command again: the rows already written are kept and not scored
+twice. The command line equivalent is ``qwen3-rerank batch`` (``--help`` lists its options).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Generator, Iterator, Sequence
 
-from qwen3_rerank import BACKEND_NAMES
-from qwen3_rerank.batch import run_batch_job
+from qwen3_rerank import BACKEND_NAMES, RerankerSettings
+from qwen3_rerank.files import RayRunner, add_ranks, score_file
+from qwen3_rerank.files.rows import Block
 
 TEXT = (
     "cats purr dogs bark green tea is steeped at eighty degrees Paris is the capital of France the tower "
@@ -46,6 +48,18 @@ def write_synthetic_pairs(path: str, pairs: int, docs_per_query: int = 100, seed
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
+class TimedRunner(RayRunner):
+    """The Ray runner, noting when each block's scores came back (for the steady-state rate)."""
+
+    finished: list[tuple[float, int]]
+
+    def score_blocks(self, blocks: Iterator[Block]) -> Generator[tuple[Block, Sequence[float]], None, None]:
+        self.finished = []
+        for block, scores in super().score_blocks(blocks):
+            self.finished.append((time.perf_counter(), len(scores)))
+            yield block, scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input")
@@ -55,7 +69,7 @@ def main() -> None:
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--actors", type=int, default=None, help="default: one per GPU, else 1")
     parser.add_argument("--cpus-per-actor", type=float, default=1)
-    parser.add_argument("--shard-size", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=int, default=4096, help="rows per block")
     parser.add_argument("--rank", action="store_true")
     parser.add_argument("--ray-address", default=None)
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="first write N random pairs to INPUT")
@@ -64,53 +78,41 @@ def main() -> None:
 
     if args.synthetic:
         write_synthetic_pairs(args.input, args.synthetic)
-    finished: list[tuple[float, int]] = []
-    summary = run_batch_job(
-        args.input,
-        args.output,
-        model=args.model,
-        backend=args.backend,
-        engine_options={"dtype": args.dtype} if args.dtype else None,
-        num_actors=args.actors,
-        cpus_per_actor=args.cpus_per_actor,
-        shard_size=args.shard_size,
-        rank=args.rank,
-        ray_address=args.ray_address,
-        on_shard_done=lambda shard, pairs: finished.append((time.perf_counter(), pairs)),
+    settings = RerankerSettings.create(
+        args.model, backend=args.backend, engine_options={"dtype": args.dtype} if args.dtype else None
     )
-    print(summary)
+    runner = TimedRunner(settings, actors=args.actors, cpus_per_actor=args.cpus_per_actor, ray_address=args.ray_address)
+    result = score_file(runner, args.input, args.output, chunk_size=args.chunk_size, show_progress=True)
+    if args.rank:
+        add_ranks(args.output)
+    rate = result.rows_scored / result.seconds if result.seconds else 0.0
+    print(
+        f"scored {result.rows_scored} rows (resumed after {result.rows_resumed}) on {runner.actors_started} "
+        f"actor(s) in {result.seconds:.1f} s = {rate:.1f} pairs/s: {result.output}"
+    )
+    finished = getattr(runner, "finished", [])
     if len(finished) > 2:
-        # Throughput once every actor is up: from the first finished shard to the last.
+        # Throughput once every actor is up: from the first finished block to the last.
         span = finished[-1][0] - finished[0][0]
-        print(f"steady state: {sum(n for _, n in finished[1:]) / span:.1f} pairs/s over {len(finished) - 1} shards")
-    if args.verify and summary.complete:
-        verify(args, summary.output)
+        print(f"steady state: {sum(n for _, n in finished[1:]) / span:.1f} pairs/s over {len(finished) - 1} blocks")
+    if args.verify:
+        verify(args, str(result.output))
 
 
 def verify(args: argparse.Namespace, output: str) -> None:
-    """Every input pair exactly once in the output, with the score an in-process Reranker gives it."""
+    """Every input pair once in the output, in input order, with the score an in-process Reranker gives it."""
+    import pyarrow.parquet as pq
+
     from qwen3_rerank import Reranker
-    from qwen3_rerank.batch import read_pairs
-    from qwen3_rerank.batch.pairs import file_format
 
-    pairs = read_pairs(args.input).to_pylist()
-    if file_format(output) == "parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(output).to_pylist()
-    else:
-        import json
-
-        with open(output, encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle]
-    keys = [(r["query_id"], r["doc_id"]) for r in rows]
-    assert len(keys) == len(set(keys)) == len(pairs), "missing or duplicated pairs"
+    pairs = pq.read_table(args.input).to_pylist()
+    rows = pq.read_table(output).to_pylist()
+    assert [(r["query_id"], r["doc_id"]) for r in rows] == [(p["query_id"], p["doc_id"]) for p in pairs]
     options = {"dtype": args.dtype} if args.dtype else None
     with Reranker(args.model, backend=args.backend, engine_options=options) as reranker:
         queries = [(p["instruction"], p["query"]) if p.get("instruction") else p["query"] for p in pairs]
         want = reranker.score_pairs(list(zip(queries, [p["document"] for p in pairs], strict=True)))
-    got = {key: row["score"] for key, row in zip(keys, rows, strict=True)}
-    worst = max(abs(got[(p["query_id"], p["doc_id"])] - s) for p, s in zip(pairs, want, strict=True))
+    worst = max(abs(row["score"] - s) for row, s in zip(rows, want, strict=True))
     print(f"verified: {len(pairs)} pairs, each once; largest difference from in-process scores {worst:.2e}")
     assert worst <= 1e-5
 

@@ -1,4 +1,4 @@
-"""The local runner's former home: ``qwen3_rerank.score_file`` names what ``qwen3_rerank.files`` holds.
+"""The file scorer's former home: ``qwen3_rerank.score_file`` names what ``qwen3_rerank.files`` holds.
 
 Kept so that ``from qwen3_rerank.score_file import score_file`` goes on working; new code imports from
 ``qwen3_rerank.files``.

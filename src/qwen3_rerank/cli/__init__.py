@@ -93,6 +93,7 @@ def settings_from_args(args: argparse.Namespace, *, show_progress: bool = False)
         instruction=args.instruction,
         max_length=args.max_length,
         engine_options=_engine_options(args),
+        batch_size=getattr(args, "batch_size", 4096),  # only batch has --batch-size
         show_progress=show_progress,
         **long_document_options(args),
     )

@@ -16,7 +16,7 @@ from typing import Any
 from .. import file_io
 from ..errors import Qwen3RerankValueError
 from .output import AppendWriter
-from .rows import Chunk, Columns, Writer, in_chunks, pair_from_row, row_label
+from .rows import Block, Columns, Writer, in_blocks, pair_from_row, row_label
 
 __all__ = ["CsvFormat", "csv_records"]
 
@@ -54,14 +54,24 @@ class CsvFormat:
     def parts_dir(self, output: Path) -> Path | None:
         return None
 
+    def names(self, path: Path) -> list[str]:
+        with self._open(path) as handle:
+            first = next(csv_records(handle, path), None)
+        return [] if first is None else first[1]
+
+    def column(self, path: Path, block: Block, name: str) -> list[Any]:
+        header = self.header(path)
+        if name not in header:
+            return [None] * len(block.rows)
+        at = header.index(name)
+        return [row[at] for row in block.rows]
+
     def _open(self, path: Path) -> Any:
         return path.open(encoding="utf-8-sig", newline="")  # a BOM (Excel's "CSV UTF-8") is not a column name
 
     def header(self, path: Path) -> list[str]:
-        with self._open(path) as handle:
-            first = next(csv_records(handle, path), None)
-        header = None if first is None else first[1]
-        if header is None:
+        header = self.names(path)
+        if not header:
             raise Qwen3RerankValueError(f"{path} is empty; a CSV input needs a header row naming its columns")
         self._check_header(path, header)
         return header
@@ -85,7 +95,7 @@ class CsvFormat:
         with self._open(path) as handle:
             return max(0, sum(1 for _ in csv_records(handle, path)) - 1)
 
-    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Chunk]]:
+    def read(self, path: Path, skip: int, block_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Block]]:
         handle = self._open(path)
         records = csv_records(handle, path)
         header = next(records)[1]
@@ -106,15 +116,15 @@ class CsvFormat:
             if skipped:
                 last_key = fields(skipped[0][1], skip, skipped[0][0])[:2]
 
-        def chunks() -> Iterator[Chunk]:
+        def blocks() -> Iterator[Block]:
             with handle:
                 numbered = (
                     (number, line, pair_from_row(*fields(row, number, line), number, self.cols, line), row)
                     for number, (line, row) in enumerate(records, start=skip + 1)
                 )
-                yield from in_chunks(numbered, chunk_size)
+                yield from in_blocks(numbered, block_size)
 
-        return last_key, chunks()
+        return last_key, blocks()
 
     def resume(self, output: Path, input_path: Path) -> tuple[int, tuple[Any, Any] | None]:
         expected = [*self.header(input_path), self.cols.score]
@@ -147,8 +157,8 @@ class CsvFormat:
         header = csv_bytes([[*self.header(input_path), self.cols.score]])
         return AppendWriter(output, fresh, header=header, encode=self._encode)
 
-    def _encode(self, chunk: Chunk, scores: Sequence[float]) -> bytes:
-        return csv_bytes([[*row, repr(score)] for row, score in zip(chunk.rows, scores, strict=True)])
+    def _encode(self, block: Block, scores: Sequence[float]) -> bytes:
+        return csv_bytes([[*row, repr(score)] for row, score in zip(block.rows, scores, strict=True)])
 
 
 def csv_bytes(rows: list[list[str]]) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 from .. import file_io
 from ..errors import Qwen3RerankValueError
 from .output import AppendWriter
-from .rows import Chunk, Columns, Writer, in_chunks, pair_from_row
+from .rows import Block, Columns, Writer, in_blocks, pair_from_row
 
 __all__ = ["JsonlFormat"]
 
@@ -28,6 +28,19 @@ class JsonlFormat:
 
     def parts_dir(self, output: Path) -> Path | None:
         return None
+
+    def names(self, path: Path) -> list[str]:
+        with path.open(encoding="utf-8-sig") as handle:
+            for line_no, line in self._records(handle):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise Qwen3RerankValueError(f"line {line_no} is not valid JSON ({exc.msg})") from None
+                return list(record) if isinstance(record, dict) else []
+        return []
+
+    def column(self, path: Path, block: Block, name: str) -> list[Any]:
+        return [record.get(name) for record in block.rows]
 
     def _records(self, handle: Any) -> Iterator[tuple[int, str]]:
         for line_no, line in enumerate(handle, 1):
@@ -56,7 +69,7 @@ class JsonlFormat:
     def key(self, record: dict[str, Any]) -> tuple[Any, Any]:
         return record.get(self.cols.query), record.get(self.cols.document)
 
-    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Chunk]]:
+    def read(self, path: Path, skip: int, block_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Block]]:
         handle = path.open(encoding="utf-8-sig")  # a BOM (Windows, Excel exports) is not part of the data
         records = self._records(handle)
         last_key = None
@@ -65,7 +78,7 @@ class JsonlFormat:
             if skipped:
                 last_key = self.key(self._parse(*skipped[0]))
 
-        def chunks() -> Iterator[Chunk]:
+        def blocks() -> Iterator[Block]:
             with handle:
 
                 def numbered() -> Iterator[tuple[int, int, tuple[Any, str], dict[str, Any]]]:
@@ -75,9 +88,9 @@ class JsonlFormat:
                         pair = pair_from_row(*key, record.get(self.cols.instruction), row, self.cols, line_no)
                         yield row, line_no, pair, record
 
-                yield from in_chunks(numbered(), chunk_size)
+                yield from in_blocks(numbered(), block_size)
 
-        return last_key, chunks()
+        return last_key, blocks()
 
     def resume(self, output: Path, input_path: Path) -> tuple[int, tuple[Any, Any] | None]:
         """Complete rows in ``output`` and the key of the last one; a torn last line is cut off."""
@@ -110,9 +123,9 @@ class JsonlFormat:
     def writer(self, output: Path, input_path: Path, fresh: bool) -> Writer:
         return AppendWriter(output, fresh, header=b"", encode=self._encode)
 
-    def _encode(self, chunk: Chunk, scores: Sequence[float]) -> bytes:
+    def _encode(self, block: Block, scores: Sequence[float]) -> bytes:
         lines = [
             json.dumps({**record, self.cols.score: score}, ensure_ascii=False) + "\n"
-            for record, score in zip(chunk.rows, scores, strict=True)
+            for record, score in zip(block.rows, scores, strict=True)
         ]
         return "".join(lines).encode("utf-8")

@@ -1,7 +1,7 @@
 """The settings a file was scored with, and the refusal to resume it under other ones.
 
-Both runners (``qwen3-rerank score`` and the Ray ``batch`` job) write these settings beside their partial
-output before scoring, and a rerun whose settings differ is refused with the differing fields named:
+Every run of the file-scoring plan, on either runner (local or Ray), writes these settings beside its
+partial output before scoring, and a rerun whose settings differ is refused with the differing fields named:
 resuming with another model (or dtype, instruction, ...) would silently mix two models' scores in one file.
 """
 
@@ -20,8 +20,9 @@ from ..file_io import atomic_write_text
 
 if TYPE_CHECKING:
     from ..reranker import Reranker
+    from ..settings import RerankerSettings
 
-__all__ = ["Manifest", "check_same_settings", "reranker_settings", "run_settings"]
+__all__ = ["Manifest", "check_same_settings", "reranker_settings", "run_settings", "settings_record"]
 
 
 def run_settings(
@@ -55,16 +56,20 @@ def reranker_settings(reranker: Any) -> dict[str, Any] | None:
 
 
 def _settings_of(reranker: Reranker) -> dict[str, Any]:
-    # What it was built with: the backend's name and the dtype asked for ("auto" when none).
-    built = reranker.settings
-    backend = built.backend if isinstance(built.backend, str) else reranker.backend.name
+    return {**settings_record(reranker.settings), "max_length": reranker.max_length}
+
+
+def settings_record(settings: RerankerSettings) -> dict[str, Any]:
+    """The run settings of a reranker built from ``settings``: the backend's name and the dtype asked for
+    ("auto" when none). What the Ray runner, whose rerankers live in actors, records."""
+    backend = settings.backend if isinstance(settings.backend, str) else settings.backend.name
     return run_settings(
-        model=built.model,
+        model=settings.model,
         backend=backend,
-        dtype=(built.engine_options or {}).get("dtype"),
-        instruction=built.instruction,
-        max_length=reranker.max_length,
-        chunking=built.chunking,
+        dtype=(settings.engine_options or {}).get("dtype"),
+        instruction=settings.instruction,
+        max_length=settings.max_length,
+        chunking=settings.chunking,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import file_io
 from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
-from .rows import Chunk
+from .rows import Block
 
 __all__ = ["STDOUT_NAMES", "AppendWriter", "check_output", "clear_output", "is_stdout", "open_output"]
 
@@ -68,10 +68,10 @@ def clear_output(output: Path, *extra: Path | None) -> None:
 
 
 class AppendWriter:
-    """Appends each chunk in one write, synced before the next is scored (text formats)."""
+    """Appends each block in one write, synced before the next is scored (text formats)."""
 
     def __init__(
-        self, output: Path, fresh: bool, *, header: bytes, encode: Callable[[Chunk, Sequence[float]], bytes]
+        self, output: Path, fresh: bool, *, header: bytes, encode: Callable[[Block, Sequence[float]], bytes]
     ) -> None:
         self.output, self.encode = output, encode
         self.streaming = is_stdout(output)
@@ -86,15 +86,15 @@ class AppendWriter:
             self._append(header)
 
     def _append(self, data: bytes) -> None:
-        # One write per chunk, synced before the next chunk is scored: a crash loses at most the chunk
+        # One write per block, synced before the next block is scored: a crash loses at most the block
         # being written, and the torn end is cut off on the next run.
         self.handle.write(data)
         self.handle.flush()
         if not self.streaming:
             os.fsync(self.handle.fileno())
 
-    def write(self, chunk: Chunk, scores: Sequence[float]) -> None:
-        self._append(self.encode(chunk, scores))
+    def write(self, block: Block, scores: Sequence[float]) -> None:
+        self._append(self.encode(block, scores))
 
     def finish(self) -> None:
         if not self.streaming:

@@ -1,6 +1,6 @@
 """Parquet rows: the input's schema, types included, plus a ``float64`` score column.
 
-Parquet cannot be appended to, so an output's chunks go to numbered part files in ``OUTPUT.parts/``
+Parquet cannot be appended to, so an output's blocks go to numbered part files in ``OUTPUT.parts/``
 (each renamed into place once complete) that are joined into ``OUTPUT`` at the end.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import file_io
 from ..errors import Qwen3RerankValueError
-from .rows import Chunk, Columns, Writer, pair_from_row
+from .rows import Block, Columns, Writer, pair_from_row
 
 __all__ = ["ParquetFormat"]
 
@@ -21,9 +21,11 @@ __all__ = ["ParquetFormat"]
 class ParquetFormat:
     name = "parquet"
 
-    def __init__(self, cols: Columns) -> None:
+    def __init__(self, cols: Columns, *, integer_values: bool = False) -> None:
         self.cols = cols
         self.pa = file_io.import_pyarrow()
+        #: the added column's type: float64 for scores, int64 for ranks
+        self.value_type = self.pa.int64() if integer_values else self.pa.float64()
 
     def _file(self, path: Path) -> Any:
         parquet = self.pa.parquet.ParquetFile(path)
@@ -48,7 +50,7 @@ class ParquetFormat:
     def _keys(self, batch: Any) -> list[tuple[Any, Any]]:
         return list(zip(self._column(batch, self.cols.query), self._column(batch, self.cols.document), strict=True))
 
-    def read(self, path: Path, skip: int, chunk_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Chunk]]:
+    def read(self, path: Path, skip: int, block_size: int) -> tuple[tuple[Any, Any] | None, Iterator[Block]]:
         parquet = self._file(path)
         sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
         last_key = None
@@ -58,7 +60,7 @@ class ParquetFormat:
                 offset -= sizes[group]
                 group += 1
             batches = parquet.iter_batches(
-                batch_size=chunk_size, row_groups=[group], columns=[self.cols.query, self.cols.document]
+                batch_size=block_size, row_groups=[group], columns=[self.cols.query, self.cols.document]
             )
             for batch in batches:
                 if offset < batch.num_rows:
@@ -73,22 +75,22 @@ class ParquetFormat:
         groups = list(range(first_group, len(sizes)))
 
         def exact_batches() -> Iterator[Any]:
-            # Batches of exactly chunk_size rows from the resume point on, whatever the row groups.
+            # Batches of exactly block_size rows from the resume point on, whatever the row groups.
             pending, held, held_rows = skip - start, [], 0
-            for batch in parquet.iter_batches(batch_size=chunk_size, row_groups=groups):
+            for batch in parquet.iter_batches(batch_size=block_size, row_groups=groups):
                 if pending:
                     dropped = min(pending, batch.num_rows)
                     batch, pending = batch.slice(dropped), pending - dropped
                 held.append(batch)
                 held_rows += batch.num_rows
-                while held_rows >= chunk_size:
+                while held_rows >= block_size:
                     table = self.pa.Table.from_batches(held).combine_chunks()
-                    yield table.slice(0, chunk_size).to_batches()[0]
-                    held, held_rows = table.slice(chunk_size).to_batches(), held_rows - chunk_size
+                    yield table.slice(0, block_size).to_batches()[0]
+                    held, held_rows = table.slice(block_size).to_batches(), held_rows - block_size
             if held_rows:
                 yield self.pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
-        def chunks() -> Iterator[Chunk]:
+        def blocks() -> Iterator[Block]:
             if not groups:
                 return
             row = skip
@@ -98,13 +100,19 @@ class ParquetFormat:
                     pair_from_row(q, d, i, row + n + 1, self.cols)
                     for n, ((q, d), i) in enumerate(zip(self._keys(batch), instructions, strict=True))
                 ]
-                yield Chunk(row + 1, pairs, batch)
+                yield Block(row + 1, pairs, batch)
                 row += batch.num_rows
 
-        return last_key, chunks()
+        return last_key, blocks()
 
     def check(self, path: Path) -> None:
         self._file(path)
+
+    def names(self, path: Path) -> list[str]:
+        return list(self.pa.parquet.ParquetFile(path).schema_arrow.names)
+
+    def column(self, path: Path, block: Block, name: str) -> list[Any]:
+        return self._column(block.rows, name)
 
     def parts_dir(self, output: Path) -> Path:
         return output.with_name(output.name + ".parts")
@@ -142,13 +150,13 @@ class ParquetFormat:
 class PartsWriter:
     def __init__(self, fmt: ParquetFormat, output: Path, parts_dir: Path, schema: Any, fresh: bool) -> None:
         self.fmt, self.pa, self.output, self.parts_dir = fmt, fmt.pa, output, parts_dir
-        self.schema = schema.append(self.pa.field(fmt.cols.score, self.pa.float64()))
+        self.schema = schema.append(self.pa.field(fmt.cols.score, fmt.value_type))
         parts_dir.mkdir(parents=True, exist_ok=True)
         self.next_part = len(list(parts_dir.glob("part-*.parquet")))
 
-    def write(self, chunk: Chunk, scores: Sequence[float]) -> None:
-        table = self.pa.Table.from_batches([chunk.rows]).append_column(
-            self.fmt.cols.score, self.pa.array(scores, type=self.pa.float64())
+    def write(self, block: Block, scores: Sequence[float]) -> None:
+        table = self.pa.Table.from_batches([block.rows]).append_column(
+            self.fmt.cols.score, self.pa.array(scores, type=self.fmt.value_type)
         )
         final = self.parts_dir / f"part-{self.next_part:08d}.parquet"
         file_io.atomic_write(final, lambda tmp: self.pa.parquet.write_table(table, tmp))
@@ -158,7 +166,7 @@ class PartsWriter:
         def join(tmp: Path) -> None:
             with self.pa.parquet.ParquetWriter(tmp, self.schema) as joined:
                 for part in sorted(self.parts_dir.glob("part-*.parquet")):
-                    # Part by part, so joining needs no more memory than one chunk.
+                    # Part by part, so joining needs no more memory than one block.
                     joined.write_table(self.pa.parquet.read_table(part, schema=self.schema))
 
         file_io.atomic_write(self.output, join)

@@ -60,14 +60,14 @@ def test_the_adapters_describe_every_backend(module: str, attribute: str) -> Non
 
 
 def test_packed_and_vllm_actors_get_a_gpu() -> None:
-    from qwen3_rerank.batch.job import _default_gpus
+    from qwen3_rerank.files.ray_runner import default_gpus_per_actor
 
     class RayWithOneGPU:
         @staticmethod
         def cluster_resources() -> dict[str, float]:
             return {"GPU": 1.0, "CPU": 8.0}
 
-    assert {name: _default_gpus(name, RayWithOneGPU) for name in BACKEND_NAMES} == {
+    assert {name: default_gpus_per_actor(name, RayWithOneGPU) for name in BACKEND_NAMES} == {
         "vllm": 1,
         "transformers": 0,
         "server": 0,

@@ -143,49 +143,35 @@ def test_eval_compares_truncate_and_chunk(tiny_model_dir, tmp_path, capfd) -> No
 # -- the Ray job: the options reach every actor's Reranker ---------------------------------------------
 
 
-def test_batch_actor_scores_in_chunk_mode(tiny_model_dir, reference_reranker) -> None:
-    pa = pytest.importorskip("pyarrow")
-    from qwen3_rerank.batch.scorer import ShardScorer
+def test_ray_actor_scores_in_chunk_mode(tiny_model_dir, reference_reranker) -> None:
+    from qwen3_rerank import RerankerSettings
+    from qwen3_rerank.files.ray_runner import BlockScorer
 
-    chunking = {"long_documents": "chunk", "chunk_tokens": 16, "chunk_overlap": 4, "max_chunks": 64}
-    scorer = ShardScorer(
+    settings = RerankerSettings.create(
         str(tiny_model_dir),
-        "transformers",
-        {"dtype": "float32"},
-        reference_reranker.instruction,
-        8192,
-        64,
-        {},
-        chunking,
+        backend="transformers",
+        engine_options={"dtype": "float32"},
+        instruction=reference_reranker.instruction,
+        max_length=8192,
+        batch_size=64,
+        long_documents="chunk",
+        chunk_tokens=16,
+        chunk_overlap=4,
     )
+    scorer = BlockScorer(settings, {})  # the actor's class, here in this process
     try:
-        batch = pa.table(
-            {
-                "_shard": ["s"] * 3,
-                "_row": [0, 1, 2],
-                "query_id": ["q"] * 3,
-                "doc_id": ["a", "b", "c"],
-                "query": [QUERY] * 3,
-                "document": DOCS,
-            }
-        )
-        got = scorer(batch).column("score").to_pylist()
+        got = scorer.score([(QUERY, document) for document in DOCS])
     finally:
-        scorer.reranker.close()
+        scorer.close()
     expected = reference_reranker.score(QUERY, DOCS, long_documents="chunk", chunk_tokens=16, chunk_overlap=4)
     assert got == pytest.approx(expected, abs=1e-6)
 
 
-def test_batch_job_checks_chunk_options_and_keeps_them_in_its_settings(tmp_path) -> None:
-    pytest.importorskip("pyarrow")
-    from qwen3_rerank.batch import run_batch_job
-
+def test_batch_checks_chunk_options_before_any_work(tmp_path, capfd) -> None:
     source = tmp_path / "p.jsonl"
     source.write_text(json.dumps({"query_id": "q", "doc_id": "d", "query": QUERY, "document": "x"}) + "\n")
-    with pytest.raises(ValueError, match="chunk_overlap=16 must be smaller than chunk_tokens=16"):
-        run_batch_job(
-            source, tmp_path / "o.parquet", model="m", long_documents="chunk", chunk_tokens=16, chunk_overlap=16
-        )
-    with pytest.raises(ValueError, match="long_documents must be 'truncate' or 'chunk'"):
-        run_batch_job(source, tmp_path / "o.parquet", model="m", long_documents="chunks")
-    assert not (tmp_path / "o.parquet.parts").exists()
+    out = tmp_path / "o.jsonl"
+    argv = ["batch", str(source), str(out), "--model", "m", "--long-documents", "chunk", "--chunk-tokens", "16"]
+    assert main([*argv, "--chunk-overlap", "16"]) == 2
+    assert "chunk_overlap=16 must be smaller than chunk_tokens=16" in capfd.readouterr().err
+    assert not out.exists() and not (tmp_path / "o.jsonl.manifest.json").exists()

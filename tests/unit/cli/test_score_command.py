@@ -182,18 +182,19 @@ def test_ctrl_c_says_how_to_resume_and_a_rerun_does(tiny_model_dir, tmp_path):
 
 
 def test_ctrl_c_in_batch_says_how_to_resume(tmp_path):
-    # The real `qwen3-rerank batch` main, in a subprocess, with a job interrupted as Ctrl-C interrupts one
-    # (a Ray cluster is not needed to see what the command says).
+    # The real `qwen3-rerank batch` main, in a subprocess, with the Ray runner interrupted as Ctrl-C
+    # interrupts one (a Ray cluster is not needed to see what the command says).
     script = (
-        "import sys, qwen3_rerank.batch as batch\n"
+        "import sys\n"
+        "from qwen3_rerank.files import RayRunner\n"
         "def interrupted(*args, **kwargs):\n"
         "    raise KeyboardInterrupt\n"
-        "batch.run_batch_job = interrupted\n"
+        "RayRunner.score_blocks = interrupted\n"
         "from qwen3_rerank.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     source = write_jsonl(tmp_path / "pairs.jsonl", ROWS)
-    argv = [sys.executable, "-c", script, "batch", str(source), str(tmp_path / "o.parquet"), "--model", "m"]
+    argv = [sys.executable, "-c", script, "batch", str(source), str(tmp_path / "o.jsonl"), "--model", "m"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130
     assert "interrupted: rerun the same command to resume" in proc.stderr and "Traceback" not in proc.stderr

@@ -92,7 +92,7 @@ def test_jsonl_rows_come_back_with_the_model_score(reference_reranker, tmp_path)
     out = read_jsonl(tmp_path / "out.jsonl")
     assert [{k: v for k, v in row.items() if k != "score"} for row in out] == ROWS  # carried through, in order
     expected = reference_reranker.score_pairs(expected_pairs(ROWS))
-    # float32 scores move by ~1e-7 with the batch a prompt is padded into (chunks of 2 here)
+    # float32 scores move by ~1e-7 with the batch a prompt is padded into (blocks of 2 here)
     assert [row["score"] for row in out] == pytest.approx(expected, abs=1e-6)
     assert (result.rows_total, result.rows_resumed, result.rows_scored, result.format) == (5, 0, 5, "jsonl")
 
@@ -146,7 +146,7 @@ def test_an_empty_input_gives_an_empty_output(fake, tmp_path):
 # -- streaming and resuming -------------------------------------------------------------------------
 
 
-def test_memory_stays_bounded_by_the_chunk(tmp_path):
+def test_memory_stays_bounded_by_the_block(tmp_path):
     class Cheap:  # score_file only needs score_pairs; this keeps the test about streaming, not the model
         instruction = DEFAULT_INSTRUCTION
 
@@ -170,7 +170,7 @@ def test_memory_stays_bounded_by_the_chunk(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
-def test_a_crash_loses_only_the_chunk_in_flight_and_a_rerun_finishes_the_job(fake, tmp_path, suffix):
+def test_a_crash_loses_only_the_block_in_flight_and_a_rerun_finishes_the_job(fake, tmp_path, suffix):
     rows = many_rows(23)
     if suffix == "jsonl":
         source = write_jsonl(tmp_path / "in.jsonl", rows)
@@ -263,7 +263,7 @@ def test_rows_before_a_bad_line_are_already_written(fake, tmp_path):
         handle.write("{not json\n")
     with pytest.raises(ValueError, match="line 6 is not valid JSON"):
         score_file(reranker, source, tmp_path / "out.jsonl", chunk_size=2)
-    assert len(read_jsonl(tmp_path / "out.jsonl")) == 4  # two whole chunks; the third held the bad line
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 4  # two whole blocks; the third held the bad line
 
 
 # -- bad input -----------------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""The local runner: score a file of pairs in this process, one chunk of rows at a time, resumably.
+"""The file-scoring plan: score a file of pairs one block of rows at a time, resumably, with any runner.
 
-Streaming: rows are read, scored and written one chunk at a time, so memory stays bounded however large
-the file. Resumable: the output only ever grows by whole chunks, each written in one write and synced
-before the next is scored; a rerun counts the complete rows already in the output (dropping a torn
-last row, if a crash left one), checks they belong to this input and to these settings (the manifest
-``OUTPUT.manifest.json``, kept while the output is partial), and scores only the rest.
+Streaming: rows are read, scored and written one block at a time, so memory stays bounded however large
+the file. Resumable: the output only ever grows by whole blocks, each written in one write and synced
+before the next; a rerun counts the complete rows already in the output (dropping a torn last row, if a
+crash left one), checks they belong to this input and to these settings (the manifest
+``OUTPUT.manifest.json``, kept while the output is partial), and scores only the rest. Who scores the
+blocks is the runner's business ([`BlockRunner`][qwen3_rerank.files.runner.BlockRunner]): in this process,
+or on Ray actors; the plan, the manifest, resuming and writing are the same for both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -16,15 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import file_io
-from ..errors import Qwen3RerankError, Qwen3RerankFileNotFoundError, Qwen3RerankValueError
+from ..errors import Qwen3RerankFileNotFoundError, Qwen3RerankValueError
 from ..file_io import FORMATS, SUFFIX_FORMATS
 from ..progress import progress
 from ..validation import check_count
 from .csv_rows import CsvFormat
 from .jsonl import JsonlFormat
-from .manifest import Manifest, check_same_settings, reranker_settings
+from .manifest import Manifest, check_same_settings
 from .output import check_output, clear_output, is_stdout
-from .rows import Chunk, Columns, RowFormat
+from .rows import Block, Columns, RowFormat
+from .runner import BlockRunner, as_runner
 
 if TYPE_CHECKING:
     from ..reranker import Reranker
@@ -51,12 +55,13 @@ def detect_format(path: str | Path) -> str:
     return file_io.detect_format(path)
 
 
-def row_format(name: str, cols: Columns) -> RowFormat:
-    """The [`RowFormat`][qwen3_rerank.files.rows.RowFormat] called ``name``."""
+def row_format(name: str, cols: Columns, *, integer_values: bool = False) -> RowFormat:
+    """The [`RowFormat`][qwen3_rerank.files.rows.RowFormat] called ``name``; ``integer_values``: the added
+    column holds integers (a rank), not scores (Parquet types it ``int64``, not ``float64``)."""
     if name == "parquet":
         from .parquet import ParquetFormat  # needs pyarrow
 
-        return ParquetFormat(cols)
+        return ParquetFormat(cols, integer_values=integer_values)
     if name == "csv":
         return CsvFormat(cols)
     return JsonlFormat(cols)
@@ -81,10 +86,10 @@ class ScoreFileJob:
         output_path: Path,
         total: int,
         done: int,
-        chunks: Iterator[Chunk],
+        blocks: Iterator[Block],
         settings: Mapping[str, Any] | None = None,
     ) -> None:
-        self._fmt, self._chunks, self._settings = fmt, chunks, settings
+        self._fmt, self._blocks, self._settings = fmt, blocks, settings
         self.input_path, self.output_path = input_path, output_path
         #: rows in the input
         self.rows_total = total
@@ -105,36 +110,37 @@ class ScoreFileJob:
         """True when the output already holds every row."""
         return not self.streaming and self.rows_done == self.rows_total and self.output_path.exists()
 
-    def run(self, reranker: Reranker, *, show_progress: bool = False) -> ScoreFileResult:
-        """Score the remaining rows, one chunk at a time. A job runs once."""
+    def run(self, scorer: Reranker | BlockRunner, *, show_progress: bool = False) -> ScoreFileResult:
+        """Score the remaining rows, one block at a time, with ``scorer``: a runner, or a
+        [`Reranker`][qwen3_rerank.Reranker] (the local runner). A job runs once.
+
+        A block that fails stops the run with the error naming its row; the blocks before it are written,
+        so a rerun resumes there.
+        """
+        runner = as_runner(scorer)
         started = time.perf_counter()
         manifest = None if self.streaming else manifest_of(self.output_path)
         if self.finished:
             if manifest is not None:
                 manifest.remove()
             return ScoreFileResult(self.output_path, self.format, self.rows_total, self.rows_done, 0, 0.0)
-        chunks, self._chunks = self._chunks, iter(())
+        blocks, self._blocks = self._blocks, iter(())
         if manifest is not None and self._settings is not None:
             manifest.write(self._settings)  # before the first row: a crash leaves a resumable, labelled output
         writer = self._fmt.writer(self.output_path, self.input_path, fresh=self.rows_done == 0)
-        scored = 0
+        rows_scored = 0
         with progress(self.rows_total, enabled=show_progress, desc="scoring", initial=self.rows_done) as bar:
-            for chunk in chunks:
-                try:
-                    scores = reranker.score_pairs(chunk.pairs)
-                except Qwen3RerankError as exc:
-                    named = chunk.name_rows(exc)
-                    if named is exc:
-                        raise
-                    raise named from exc
-                writer.write(chunk, scores)
-                scored += len(scores)
-                bar.update(len(scores))
+            # closing: a runner's clean-up (its actors, say) runs even when writing fails.
+            with contextlib.closing(runner.score_blocks(blocks)) as scored:
+                for block, scores in scored:
+                    writer.write(block, scores)
+                    rows_scored += len(scores)
+                    bar.update(len(scores))
             writer.finish()
         if manifest is not None:
             manifest.remove()  # the output is whole: nothing left to resume
         return ScoreFileResult(
-            self.output_path, self.format, self.rows_total, self.rows_done, scored, time.perf_counter() - started
+            self.output_path, self.format, self.rows_total, self.rows_done, rows_scored, time.perf_counter() - started
         )
 
 
@@ -160,7 +166,7 @@ def plan_score_file(
     """
     input_path, output_path = Path(input_path), Path(output_path)
     streaming = is_stdout(output_path)
-    chunk_size = check_count(chunk_size, "chunk_size")
+    block_size = check_count(chunk_size, "chunk_size")  # the public name is older than "block"
     if not input_path.is_file():
         raise Qwen3RerankFileNotFoundError(f"{input_path} does not exist (or is not a file)")
     if not streaming:
@@ -184,7 +190,8 @@ def plan_score_file(
     fmt.check(input_path)
     total = fmt.count(input_path)
     if streaming:
-        return ScoreFileJob(fmt, input_path, output_path, total, 0, fmt.read(input_path, 0, chunk_size)[1])
+        blocks = fmt.read(input_path, 0, block_size)[1]
+        return ScoreFileJob(fmt, input_path, output_path, total, 0, blocks)
     parts = fmt.parts_dir(output_path)
     manifest = manifest_of(output_path)
     if overwrite:
@@ -204,17 +211,17 @@ def plan_score_file(
             f"the partial output {output_path} ({done} of {total} rows)",
             "Rerun with those settings to resume it, or pass --overwrite to start over.",
         )
-    input_key, chunks = fmt.read(input_path, done, chunk_size)
+    input_key, blocks = fmt.read(input_path, done, block_size)
     if done_key is not None and done_key != input_key:
         raise Qwen3RerankValueError(
             f"row {done} of {output_path} is not row {done} of {input_path} (different query or document): the "
             "output belongs to another input; pass --overwrite to replace it, or choose another output"
         )
-    return ScoreFileJob(fmt, input_path, output_path, total, done, chunks, settings)
+    return ScoreFileJob(fmt, input_path, output_path, total, done, blocks, settings)
 
 
 def score_file(
-    reranker: Reranker,
+    reranker: Reranker | BlockRunner,
     input_path: str | Path,
     output_path: str | Path,
     *,
@@ -230,7 +237,9 @@ def score_file(
     """Score every (query, document) row of ``input_path`` into ``output_path``, resuming a partial output.
 
     Args:
-        reranker: any [`Reranker`][qwen3_rerank.Reranker]; rows without an instruction get its instruction.
+        reranker: any [`Reranker`][qwen3_rerank.Reranker] (scored in this process), or a runner such as
+            [`RayRunner`][qwen3_rerank.files.RayRunner] (scored on Ray actors, one Reranker each).
+            Rows without an instruction get its instruction.
             A partial output scored by a reranker with other settings (model, backend, dtype, instruction,
             max_length, chunking, package version) is refused.
         input_path: a ``.jsonl``, ``.csv`` or ``.parquet`` file with ``query`` and ``document`` columns and
@@ -239,12 +248,13 @@ def score_file(
             regular file (resumed from); ``"-"`` (or ``/dev/stdout``) streams JSONL/CSV rows to
             ``sys.stdout`` instead, with nothing to resume; any other non-regular file is refused.
         file_format: ``"auto"`` (from the input's suffix), ``"jsonl"``, ``"csv"`` or ``"parquet"``.
-        chunk_size: rows read, scored and written at a time (memory, and work lost to a crash, per chunk).
+        chunk_size: rows read, scored and written at a time (a block: memory, and work lost to a crash).
         query_column: the query column's name; ``document_column``, ``instruction_column`` likewise.
         score_column: the name of the added column; the input must not have one already.
         overwrite: start over instead of resuming from the rows already in ``output_path``.
         show_progress: a tqdm bar with pairs/s and the time left.
     """
+    runner = as_runner(reranker)
     job = plan_score_file(
         input_path,
         output_path,
@@ -255,6 +265,6 @@ def score_file(
         instruction_column=instruction_column,
         score_column=score_column,
         overwrite=overwrite,
-        settings=reranker_settings(reranker),
+        settings=runner.manifest_settings(),
     )
-    return job.run(reranker, show_progress=show_progress)
+    return job.run(runner, show_progress=show_progress)
