@@ -5,6 +5,8 @@
 #   bash bench/server_wheels.sh fetch     # here, with PyPI: Python 3.12 manylinux wheels -> .vllm-gpu/server-wheels
 #   bash bench/server_wheels.sh install   # GPU machine: add the ones missing there to /tmp/vsite/site
 #
+# prometheus-fastapi-instrumentator: `vllm serve` imports it for /metrics (the H100 run of 2026-12-07 stopped on
+# it); tenacity: our server backend's client needs it (httpx is on the GPU machine already).
 # fetch resolves dependencies too; install skips every wheel whose distribution the GPU machine already has
 # (with the bundle on PYTHONPATH), so nothing the machine or the bundle provides is shadowed.
 set -euo pipefail
@@ -16,7 +18,8 @@ case "${1:-}" in
     "${PYTHON:-python3}" -m pip download -q --disable-pip-version-check --only-binary=:all: \
       --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-      --platform any -d "$dir" uvicorn watchfiles model-hosting-container-standards jmespath
+      --platform any -d "$dir" uvicorn watchfiles model-hosting-container-standards jmespath \
+      prometheus-fastapi-instrumentator tenacity
     ls "$dir"
     du -sh "$dir"
     ;;
