@@ -205,11 +205,16 @@ def test_every_cross_reference_names_an_object_that_exists() -> None:
 
 
 def test_no_source_file_is_too_big_to_read() -> None:
-    """One concept per module: none much over ~400 lines (reranker.py, the API class, is the largest)."""
+    """One concept per module, none over ~400 lines. Two are one concept each and may run a little longer:
+    reranker.py (the Reranker, whose public keyword lists are written out for IDEs and the API page) and
+    adapter_support.py (the contract both adapters share)."""
 
-    repo = REPO
-    sizes = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in (repo / "src").rglob("*.py")}
-    assert {str(path.relative_to(repo)): n for path, n in sizes.items() if n > 480} == {}
+    one_concept = {"src/qwen3_rerank/reranker.py", "src/qwen3_rerank/adapter_support.py"}
+    sizes = {
+        path.relative_to(REPO).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in (REPO / "src").rglob("*.py")
+    }
+    assert {path: n for path, n in sizes.items() if n > (450 if path in one_concept else 400)} == {}
 
 
 def _public_modules() -> set[str]:
