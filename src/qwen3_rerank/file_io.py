@@ -1,19 +1,16 @@
-"""The file layer under ``score_file`` and ``batch``: formats by suffix, pyarrow on demand, atomic writes.
+"""The file layer under the file-scoring engine (``qwen3_rerank.files``): formats by suffix, pyarrow on demand,
+atomic writes.
 
-Both scorers keep their own readers (``score_file`` streams rows of any columns; ``batch`` loads a checked
-Arrow table of ids and texts), but they name formats, ask for pyarrow and replace files the same way:
-
-- [`detect_format()`][qwen3_rerank.file_io.detect_format]: ``jsonl`` / ``csv`` / ``parquet`` from an explicit choice or
-the suffix.
+- [`detect_format()`][qwen3_rerank.file_io.detect_format]: ``jsonl`` / ``csv`` / ``parquet`` from an explicit
+  choice or the suffix.
 - [`import_pyarrow()`][qwen3_rerank.file_io.import_pyarrow]: pyarrow, or a
-[`BackendNotInstalledError`][qwen3_rerank.BackendNotInstalledError] naming the extra.
-- [`atomic_write()`][qwen3_rerank.file_io.atomic_write]: write a temporary file beside the target, fsync it, rename it
-into place, so a
-  reader (or a rerun after a crash) sees the whole file or none.
+  [`BackendNotInstalledError`][qwen3_rerank.BackendNotInstalledError] naming the extra.
+- [`atomic_write()`][qwen3_rerank.file_io.atomic_write]: write a temporary file beside the target, fsync it, rename
+  it into place, so a reader (or a rerun after a crash) sees the whole file or none.
   [`remove_temporaries()`][qwen3_rerank.file_io.remove_temporaries] clears what a crash left behind.
 
-Part directories: ``score_file`` keeps a Parquet output's finished parts in ``OUTPUT.parts/``, a batch
-job its finished shards in ``OUTPUT.shards/``; the two layouts differ, so do the names.
+Both runners (local and Ray) write through the same plan: a Parquet output's finished parts wait in
+``OUTPUT.parts/`` until they are joined into ``OUTPUT``.
 """
 
 from __future__ import annotations
