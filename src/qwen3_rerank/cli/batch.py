@@ -42,13 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from ..files.job import row_format
     from ..files.output import is_stdout
     from ..files.rows import Columns
+    from .score import column_options
     from .score import run as score
 
     args.no_progress = args.no_progress or args.quiet
     if args.rank:
         if is_stdout(args.output):
             raise Qwen3RerankValueError("--rank needs an output file (it ranks the finished output), not -")
-        cols = Columns(args.query_column, args.document_column, args.instruction_column, args.score_column)
+        cols = Columns(*column_options(args).values())
         name = detect_format(args.input) if args.format == "auto" else args.format
         if args.input.is_file() and "rank" in row_format(name, cols).names(args.input):
             raise Qwen3RerankValueError(f"{args.input} already has a 'rank' column; --rank would add another")
@@ -59,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
             group_column=args.group_column,
             file_format=args.format,
             chunk_size=args.chunk_size,
-            query_column=args.query_column,
-            document_column=args.document_column,
-            instruction_column=args.instruction_column,
-            score_column=args.score_column,
+            **column_options(args),
         )
         print(f"ranked within {args.group_column}: {args.output}", file=sys.stderr)
     return code

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_file_arguments", "add_parser", "add_ray_arguments", "plural", "run"]
+__all__ = ["add_file_arguments", "add_parser", "add_ray_arguments", "column_options", "plural", "run"]
 
 
 def add_parser(sub: Any) -> None:
@@ -58,6 +58,16 @@ def add_file_arguments(parser: argparse.ArgumentParser) -> None:
     add_long_document_arguments(parser)
 
 
+def column_options(args: argparse.Namespace) -> dict[str, str]:
+    """The column keywords every file function takes (``plan_score_file``, ``add_ranks``), from the options."""
+    return {
+        "query_column": args.query_column,
+        "document_column": args.document_column,
+        "instruction_column": args.instruction_column,
+        "score_column": args.score_column,
+    }
+
+
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ray (--on ray)")
     group.add_argument("--actors", type=int, default=None, help="scoring actors (default: one per GPU, else 1)")
@@ -87,10 +97,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         file_format=args.format,
         chunk_size=args.chunk_size,
-        query_column=args.query_column,
-        document_column=args.document_column,
-        instruction_column=args.instruction_column,
-        score_column=args.score_column,
+        **column_options(args),
         overwrite=args.overwrite,
         settings=settings_record(settings),
     )
